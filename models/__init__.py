@@ -1,0 +1,1 @@
+"""Reference models built from condnorm layers: networks, losses, data and Lightning modules."""

@@ -1,0 +1,1 @@
+"""Datasets, DataModules and image I/O."""

@@ -1,0 +1,1 @@
+"""LightningModules (one per task, thin) and the callbacks they share."""
