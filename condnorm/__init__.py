@@ -5,17 +5,48 @@ normalizer (:func:`make_norm`) followed by a scale and shift predicted from a co
 """
 
 from . import functional
-from .functional import adain, calc_mean_std, modulate
+from .adacon import AdaCoN, AdaptiveConvNorm2d
+from .adain import AdaIN, AdaptiveInstanceNorm2d
+from .cbn import CBN, ConditionalBatchNorm2d
+from .cin import CIN, ConditionalInstanceNorm2d
+from .clade import CLADE, ClassAdaptiveNorm2d
+from .convert import convert, convert_sync_batchnorm, recalibrate, revert_sync_batchnorm
+from .functional import adain, calc_mean_std, mix_table, modulate, region_average_pool, region_broadcast
 from .norm import NORM_KINDS, make_norm
-from .spade import SPADE
+from .rain import RAIN, SEAN, RegionAdaptiveNorm2d
+from .self_conditioned import AttentiveNorm2d, InstanceEnhancementBatchNorm2d
+from .spade import SPADE, SpatiallyAdaptiveNorm2d
 
 __all__ = [
+    "CBN",
+    "CIN",
+    "CLADE",
     "NORM_KINDS",
+    "RAIN",
+    "SEAN",
     "SPADE",
+    "AdaCoN",
+    "AdaIN",
+    "AdaptiveConvNorm2d",
+    "AdaptiveInstanceNorm2d",
+    "AttentiveNorm2d",
+    "ClassAdaptiveNorm2d",
+    "ConditionalBatchNorm2d",
+    "ConditionalInstanceNorm2d",
+    "InstanceEnhancementBatchNorm2d",
+    "RegionAdaptiveNorm2d",
+    "SpatiallyAdaptiveNorm2d",
     "adain",
     "calc_mean_std",
+    "convert",
+    "convert_sync_batchnorm",
     "functional",
     "make_norm",
+    "mix_table",
     "modulate",
+    "recalibrate",
+    "region_average_pool",
+    "region_broadcast",
+    "revert_sync_batchnorm",
 ]
 __version__ = "0.1.0"

@@ -14,7 +14,16 @@ from torch import Tensor
 
 from ._check import check_ids, check_shape
 
-__all__ = ["adain", "calc_mean_std", "labels_to_onehot", "modulate", "resize_segmap"]
+__all__ = [
+    "adain",
+    "calc_mean_std",
+    "labels_to_onehot",
+    "mix_table",
+    "modulate",
+    "region_average_pool",
+    "region_broadcast",
+    "resize_segmap",
+]
 
 StyleSpec = Union[Tensor, tuple[Tensor, Tensor]]  # noqa: UP007 (runtime alias)
 
@@ -188,3 +197,128 @@ def labels_to_onehot(labels: Tensor, num_classes: int, dtype: torch.dtype = torc
     check_shape(labels, ("N", "H", "W"), "labels")
     check_ids(labels, num_classes, "labels")
     return F.one_hot(labels.long(), num_classes).permute(0, 3, 1, 2).to(dtype)
+
+
+def region_broadcast(segmap: Tensor, values: Tensor) -> Tensor:
+    r"""Paint one vector per class into a map: the weighted sum of the class vectors per pixel.
+
+    .. math::
+        \mathrm{out}_{n,:,h,w} = \sum_l m_{n,l,h,w}\, v_{(n,)\,l,:}
+
+    For a one-hot map this is a table lookup (each pixel gets its class's vector; pixels of no
+    class get 0); soft maps blend the vectors. Integer id maps are looked up directly. This is
+    how CLADE paints its per-class γ, β and how SEAN paints its per-region styles, and the
+    inverse of :func:`region_average_pool`.
+
+    Args:
+        segmap: ``(N, L, H, W)`` one-hot/soft map, or ``(N, H, W)`` integer ids in ``[0, L)``.
+        values: ``(L, C)`` shared by the batch, or ``(N, L, C)`` per sample.
+
+    Returns:
+        ``(N, C, H, W)``.
+
+    Raises:
+        TypeError: if a 3-d ``segmap`` is not an integer tensor.
+        ValueError: on mismatched N or L, a wrong rank, or ids outside ``[0, L)``.
+
+    Example:
+        >>> seg = labels_to_onehot(torch.tensor([[[0, 1], [1, 2]]]), 3)
+        >>> region_broadcast(seg, torch.tensor([[1.0], [2.0], [3.0]]))[0, 0]
+        tensor([[1., 2.],
+                [2., 3.]])
+    """
+    if values.dim() not in (2, 3):
+        raise ValueError(f"region_broadcast values: expected (L, C) or (N, L, C), got shape "
+                         f"{tuple(values.shape)}")
+    dims = ("L", "C") if values.dim() == 2 else ("N", "L", "C")
+    sizes = check_shape(values, dims, "region_broadcast values")
+    if segmap.dim() == 3:
+        sizes = check_shape(segmap, ("N", "H", "W"), "region_broadcast segmap", sizes)
+        check_ids(segmap, sizes["L"], "region_broadcast segmap")
+        ids, table = segmap.long(), values
+        if values.dim() == 3:  # sample n's table sits at rows [n L, (n + 1) L)
+            ids = ids + torch.arange(sizes["N"], device=ids.device).view(-1, 1, 1) * sizes["L"]
+            table = values.flatten(0, 1)
+        return F.embedding(ids, table).permute(0, 3, 1, 2)
+    check_shape(segmap, ("N", "L", "H", "W"), "region_broadcast segmap", sizes)
+    out = torch.matmul(values.transpose(-1, -2), segmap.to(values.dtype).flatten(2))
+    return out.unflatten(2, segmap.shape[-2:])
+
+
+def region_average_pool(features: Tensor, segmap: Tensor) -> Tensor:
+    r"""Masked mean of a feature map per class (SEAN's region-wise average pooling).
+
+    .. math::
+        \mathrm{out}_{n,l,:} = \frac{\sum_{h,w} m_{n,l,h,w}\, f_{n,:,h,w}}{\sum_{h,w} m_{n,l,h,w}}
+
+    with ``m`` the map resized (nearest) to the features' size. A class absent from a sample
+    (zero mask) gets the zero vector.
+
+    Args:
+        features: ``(N, D, H, W)``, e.g. a style encoder's output.
+        segmap: ``(N, L, H', W')`` one-hot or soft map.
+
+    Returns:
+        ``(N, L, D)`` per-class style codes.
+
+    Raises:
+        ValueError: on a wrong rank or mismatched batch sizes.
+
+    Example:
+        >>> feats = torch.arange(4.0).view(1, 1, 2, 2)
+        >>> seg = labels_to_onehot(torch.tensor([[[0, 0], [0, 1]]]), 3)
+        >>> region_average_pool(feats, seg)
+        tensor([[[1.],
+                 [3.],
+                 [0.]]])
+    """
+    sizes = check_shape(features, ("N", "D", "H", "W"), "region_average_pool features")
+    check_shape(segmap, ("N", "L", "H'", "W'"), "region_average_pool segmap", {"N": sizes["N"]})
+    masks = resize_segmap(segmap.to(features.dtype), features.shape[-2:]).flatten(2)  # (N, L, HW)
+    sums = torch.bmm(masks, features.flatten(2).transpose(1, 2))  # (N, L, D)
+    area = masks.sum(-1, keepdim=True).clamp_min(torch.finfo(masks.dtype).tiny)
+    return sums / area
+
+
+def mix_table(table: Tensor, condition: Tensor, *, batch_size: int | None = None,
+              name: str = "condition") -> Tensor:
+    r"""Pick or blend rows of a per-class table: the lookup behind CBN and CIN.
+
+    .. math::
+        \mathrm{out}_n = T_{c_n} \quad\text{(ids)}, \qquad
+        \mathrm{out}_n = \sum_k w_{n,k}\, T_k \quad\text{(weights)}
+
+    Class ids select a row; soft weights blend the rows (Dumoulin et al.'s style mixing is
+    the convex case, ``Σ_k w_{n,k} = 1``; one-hot weights equal the id lookup).
+
+    Args:
+        table: ``(K, C)`` one row per class.
+        condition: ``(N,)`` integer ids in ``[0, K)``, or ``(N, K)`` floating weights.
+        batch_size: N expected by the caller (checked when given).
+        name: the condition's name in error messages.
+
+    Returns:
+        ``(N, C)`` the selected or blended rows.
+
+    Raises:
+        TypeError: for floating ids or integer weights.
+        ValueError: on a wrong rank, a batch or K mismatch, or ids outside ``[0, K)``.
+
+    Example:
+        >>> table = torch.tensor([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]])
+        >>> mix_table(table, torch.tensor([2, 0]))
+        tensor([[ 3., 30.],
+                [ 1., 10.]])
+        >>> mix_table(table, torch.tensor([[0.5, 0.5, 0.0]]))
+        tensor([[ 1.5000, 15.0000]])
+    """
+    sizes = {"K": table.shape[0]} if batch_size is None else {"K": table.shape[0], "N": batch_size}
+    if condition.dim() == 1:
+        check_shape(condition, ("N",), f"{name} ids", sizes)
+        check_ids(condition, sizes["K"], f"{name} ids")
+        return F.embedding(condition, table)
+    check_shape(condition, ("N", "K"), f"{name} (ids (N,) or weights (N, K))", sizes)
+    if not condition.is_floating_point():
+        raise TypeError(f"{name}: (N, K) class weights must be floating point, got dtype "
+                        f"{condition.dtype}; pass integer class ids as a 1-d (N,) tensor")
+    return torch.matmul(condition.to(table.dtype), table)

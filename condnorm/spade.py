@@ -11,7 +11,7 @@ from ._check import check_shape
 from .functional import modulate, resize_segmap
 from .norm import NormSpec, make_norm
 
-__all__ = ["SPADE"]
+__all__ = ["SPADE", "SpatiallyAdaptiveNorm2d"]
 
 
 class SPADE(nn.Module):
@@ -83,14 +83,25 @@ class SPADE(nn.Module):
             nn.init.zeros_(conv.weight)
             nn.init.zeros_(conv.bias)
 
+    def gamma_beta(self, segmap: Tensor, size: tuple[int, int] | torch.Size) -> tuple[Tensor, Tensor]:
+        """Predict γ and β, each ``(N, C, H, W)``, from ``segmap`` resized to ``size = (H, W)``.
+
+        The unchecked core of :meth:`forward`, shared with layers that blend SPADE's γ, β
+        with others (:class:`condnorm.RAIN`).
+        """
+        actv = self.mlp_shared(resize_segmap(segmap, size))
+        return self.mlp_gamma(actv), self.mlp_beta(actv)
+
     def forward(self, x: Tensor, segmap: Tensor) -> Tensor:
         """Normalise ``x`` and modulate it with γ, β predicted from ``segmap``."""
         sizes = check_shape(x, ("N", "C", "H", "W"), "SPADE x", {"C": self.num_features})
         check_shape(segmap, ("N", "L", "H'", "W'"), "SPADE segmap",
                     {"N": sizes["N"], "L": self.label_nc})
-        normalized = self.param_free_norm(x)
-        actv = self.mlp_shared(resize_segmap(segmap.to(x.dtype), x.shape[-2:]))
-        return modulate(normalized, self.mlp_gamma(actv), self.mlp_beta(actv))
+        gamma, beta = self.gamma_beta(segmap.to(x.dtype), x.shape[-2:])
+        return modulate(self.param_free_norm(x), gamma, beta)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, label_nc={self.label_nc}"
+
+
+SpatiallyAdaptiveNorm2d = SPADE

@@ -47,10 +47,85 @@ def _x(n: int = 2, c: int = 8, h: int = 8, w: int = 8, seed: int = 2) -> Tensor:
     return torch.randn(n, c, h, w, generator=torch.Generator().manual_seed(seed))
 
 
+def _vec(n: int = 2, d: int = 6, seed: int = 3) -> Tensor:
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed))
+
+
+def _spectral_settled(module: nn.Module, *inputs: Tensor) -> nn.Module:
+    """Run power iterations (training-mode forwards) so random SN weights get a valid σ estimate."""
+    module.train()
+    with torch.no_grad():
+        for _ in range(20):
+            module(*inputs)
+    return module
+
+
 CASES: list[LayerCase] = [
     LayerCase(
         "SPADE",
         lambda: randomize_(condnorm.SPADE(8, label_nc=5, hidden=16)),
         lambda: (_x(), _onehot(2, 5, 16, 16)),
+    ),
+    LayerCase(
+        "CLADE",
+        lambda: randomize_(condnorm.CLADE(8, label_nc=5)),
+        lambda: (_x(), _onehot(2, 5, 16, 16)),
+    ),
+    LayerCase(
+        "CLADE-ids",
+        lambda: randomize_(condnorm.CLADE(8, label_nc=5, plain_gamma=True)),
+        lambda: (_x(), _onehot(2, 5, 16, 16).argmax(1)),
+    ),
+    LayerCase(  # an explicit noise map keeps the output deterministic
+        "RAIN",
+        lambda: randomize_(condnorm.RAIN(8, label_nc=4, style_dim=6, hidden=16)),
+        lambda: (_x(), _onehot(2, 4, 16, 16),
+                 torch.randn(2, 4, 6, generator=torch.Generator().manual_seed(3)),
+                 torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(4))),
+    ),
+    LayerCase(
+        "CBN-ids",
+        lambda: randomize_(condnorm.CBN(8, num_classes=5)),
+        lambda: (_x(), torch.tensor([3, 0])),
+    ),
+    LayerCase(
+        "CBN-weights",
+        lambda: randomize_(condnorm.CBN(8, num_classes=5, plain_gamma=True)),
+        lambda: (_x(), _vec(2, 5).softmax(1)),
+    ),
+    LayerCase(
+        "CBN-spectral",
+        lambda: _spectral_settled(randomize_(condnorm.CBN(8, cond_dim=6, spectral=True)), _x(), _vec()),
+        lambda: (_x(), _vec()),
+    ),
+    LayerCase(
+        "CIN",
+        lambda: randomize_(condnorm.CIN(8, num_styles=4)),
+        lambda: (_x(), torch.tensor([1, 3])),
+    ),
+    LayerCase(
+        "AdaIN",
+        lambda: condnorm.AdaIN(8, unbiased=True),
+        lambda: (_x(), _x(h=6, w=6, seed=5) * 2 + 1),
+    ),
+    LayerCase(
+        "AdaptiveInstanceNorm2d",
+        lambda: randomize_(condnorm.AdaptiveInstanceNorm2d(8, style_dim=6)),
+        lambda: (_x(), _vec()),
+    ),
+    LayerCase(
+        "AdaCoN",
+        lambda: randomize_(condnorm.AdaCoN(8, style_dim=6, groups=2, local_window=3, hidden=16)),
+        lambda: (_x(), _vec()),
+    ),
+    LayerCase(
+        "InstanceEnhancementBatchNorm2d",
+        lambda: randomize_(condnorm.InstanceEnhancementBatchNorm2d(8)),
+        lambda: (_x(),),
+    ),
+    LayerCase(
+        "AttentiveNorm2d",
+        lambda: randomize_(condnorm.AttentiveNorm2d(8, num_mixtures=4, attention="softmax")),
+        lambda: (_x(),),
     ),
 ]

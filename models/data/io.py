@@ -16,6 +16,8 @@ from torch import Tensor
 from torchvision.utils import make_grid
 from torchvision.utils import save_image as _tv_save_image
 
+from .palette import Palette, rgb_to_ids
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageReadError",
@@ -97,17 +99,22 @@ def load_rgb(path: str | Path) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
 
 
-def load_label(path: str | Path) -> Tensor:
+def load_label(path: str | Path, palette: Palette | None = None) -> Tensor:
     """Read a label map of class ids as a ``(H, W)`` long tensor.
 
     Accepts single-channel 8/16-bit PNGs and palette PNGs (the palette index is the id).
+    With ``palette`` (``{id: (r, g, b)}``, see :func:`models.data.palette.load_palette`) the
+    file is read as colours instead and each colour is mapped to its id.
 
     Raises:
-        ImageReadError: if the file is unreadable, or holds colours (RGB) instead of ids; the
-            message says to convert colour masks with a palette file.
+        ImageReadError: if the file is unreadable, or holds colours (RGB) instead of ids and no
+            ``palette`` is given; the message says to convert colour masks with a palette file.
+        ValueError: with ``palette``, if the mask holds colours the palette lacks (listed).
     """
     path = Path(path)
     img = _open(path)
+    if palette is not None:
+        return rgb_to_ids(img, palette, name=str(path))
     if img.mode in ("RGB", "RGBA"):
         arr = np.asarray(img.convert("RGB"))
         if not (np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])):

@@ -1,0 +1,42 @@
+"""Inference and export entry point: one subcommand per task.
+
+Examples:
+    python infer.py spade --checkpoint runs/spade_shapes/last.ckpt --labels masks/ --out out/
+    python infer.py adain --content photo.jpg --style painting.jpg --out out/
+
+Run ``python infer.py <task> --help`` for each task's options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module providing add_arguments/run, one-line help)
+TASKS = {
+    "spade": ("models.spade.inference", "mask-to-image synthesis with a SPADE generator"),
+    "adain": ("models.adain.inference", "AdaIN / AdaCoN style transfer on image pairs"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with one sub-parser per task."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="task", required=True, metavar="TASK")
+    for name, (module, help_text) in TASKS.items():
+        task_parser = sub.add_parser(name, help=help_text, description=help_text)
+        task = importlib.import_module(module)
+        task.add_arguments(task_parser)
+        task_parser.set_defaults(run=task.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen task; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,289 @@
+"""Mask-to-image GAN training (SPADE, Park et al. 2019) as a LightningModule.
+
+The module only composes: the networks come from ``models/spade``, the losses from
+``models/losses.py`` and the label encoding from ``models/data``. One generator forward per
+step is reused (detached) for the discriminator step, as in the official trainer.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+import condnorm
+from models.data.palette import colorize_labels
+from models.data.semantic_input import semantic_input
+from models.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss, kld_loss
+from models.metrics import class_color_error, optional_fid, optional_lpips
+from models.spade import ConvEncoder, MultiscaleDiscriminator, SPADEGenerator
+
+__all__ = ["MaskToImageModule"]
+
+_DATA_KEYS = ("label_nc", "contain_dontcare_label", "use_instance", "crop_size", "aspect_ratio")
+
+
+class MaskToImageModule(pl.LightningModule):
+    """Train a SPADE generator against a multiscale discriminator.
+
+    Architecture arguments left as ``None`` (``label_nc``, ``crop_size``, …) are read from the
+    DataModule at ``setup`` and stored in the hyperparameters, so checkpoints rebuild the
+    same networks without the data.
+
+    Args:
+        label_nc: number of label classes (without dontcare / instance channels).
+        contain_dontcare_label: one extra channel for the dontcare id ``label_nc``.
+        use_instance: append the instance-edge channel.
+        crop_size: training width in pixels.
+        aspect_ratio: width / height.
+        ngf: generator width (64 in the paper).
+        z_dim: latent size for the VAE path.
+        num_upsampling_layers: ``normal`` | ``more`` | ``most``.
+        norm_G: parameter-free norm inside SPADE (``syncbatch`` in the paper).
+        use_vae: train with the style encoder and KL loss.
+        ndf: discriminator width.
+        num_D: number of discriminator scales.
+        n_layers_D: layers per discriminator.
+        gan_mode: ``hinge`` | ``ls`` | ``original`` | ``wgan``.
+        lambda_feat: feature-matching weight (10).
+        lambda_vgg: VGG perceptual weight (10; 0 disables it and needs no weights).
+        vgg_weights: ``"DEFAULT"`` (torchvision download) or a local state-dict path.
+        lambda_kld: KL weight (0.05).
+        lr_g: generator learning rate (TTUR: 1e-4).
+        lr_d: discriminator learning rate (TTUR: 4e-4).
+        betas: Adam betas ((0, 0.9) per the authors).
+        decay_epochs: the last epochs over which both LRs decay linearly to 0 (0 = constant).
+        ema_decay: keep an exponential moving average of the generator (e.g. 0.999); ``None`` off.
+        ema_recalibrate_batches: batches used to re-estimate the EMA generator's norm statistics
+            before each validation.
+        lpips: compute LPIPS in validation when its weights are available.
+        fid_weights: a local Inception weights file to compute FID in validation.
+    """
+
+    def __init__(
+        self,
+        *,
+        label_nc: int | None = None,
+        contain_dontcare_label: bool | None = None,
+        use_instance: bool | None = None,
+        crop_size: int | None = None,
+        aspect_ratio: float | None = None,
+        ngf: int = 64,
+        z_dim: int = 256,
+        num_upsampling_layers: str = "normal",
+        norm_G: str = "syncbatch",
+        use_vae: bool = False,
+        ndf: int = 64,
+        num_D: int = 2,
+        n_layers_D: int = 4,
+        gan_mode: str = "hinge",
+        lambda_feat: float = 10.0,
+        lambda_vgg: float = 10.0,
+        vgg_weights: str | None = "DEFAULT",
+        lambda_kld: float = 0.05,
+        lr_g: float = 1e-4,
+        lr_d: float = 4e-4,
+        betas: tuple[float, float] = (0.0, 0.9),
+        decay_epochs: int = 0,
+        ema_decay: float | None = None,
+        ema_recalibrate_batches: int = 0,
+        lpips: bool = True,
+        fid_weights: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.gan_loss = GANLoss(gan_mode)
+        self.vgg_loss = VGGPerceptualLoss(weights=vgg_weights) if lambda_vgg > 0 else None
+        self.generator: nn.Module | None = None
+        if all(self.hparams[k] is not None for k in _DATA_KEYS):
+            self._build()
+
+    # ----------------------------------------------------------------- building
+    @property
+    def num_label_ids(self) -> int:
+        """Distinct ids in a label map: the classes plus the dontcare id when there is one."""
+        return self.hparams.label_nc + int(self.hparams.contain_dontcare_label)
+
+    @property
+    def semantic_nc(self) -> int:
+        """Input channels of the generator: classes + dontcare + instance edges."""
+        return self.num_label_ids + int(self.hparams.use_instance)
+
+    def _build(self) -> None:
+        h = self.hparams
+        self.generator = SPADEGenerator(
+            self.semantic_nc, ngf=h.ngf, z_dim=h.z_dim, crop_size=h.crop_size,
+            aspect_ratio=h.aspect_ratio, num_upsampling_layers=h.num_upsampling_layers,
+            use_vae=h.use_vae, norm=h.norm_G)
+        self.discriminator = MultiscaleDiscriminator(self.semantic_nc + 3, num_D=h.num_D,
+                                                     n_layers=h.n_layers_D, ndf=h.ndf)
+        self.encoder = ConvEncoder(ngf=h.ngf, z_dim=h.z_dim) if h.use_vae else None
+        self.generator_ema = (copy.deepcopy(self.generator).requires_grad_(False)
+                              if h.ema_decay is not None else None)
+
+    def setup(self, stage: str) -> None:
+        """Take the label layout and image size from the DataModule, then build the networks."""
+        if self.generator is not None:
+            return
+        dm = self.trainer.datamodule if self.trainer is not None else None
+        resolved = {}
+        for key in _DATA_KEYS:
+            if self.hparams[key] is None:
+                if dm is None or not hasattr(dm, key):
+                    raise ValueError(f"MaskToImageModule: '{key}' is not set and no DataModule "
+                                     f"provides it; set model.init_args.{key} in the config")
+                resolved[key] = getattr(dm, key)
+        # Re-save so checkpoints (and the logged initial hparams) record the resolved layout.
+        self.save_hyperparameters({**self.hparams, **resolved})
+        self._build()
+
+    # ----------------------------------------------------------------- helpers
+    def encode_labels(self, batch: dict[str, Tensor]) -> Tensor:
+        """The generator's input ``(N, semantic_nc, H, W)`` from a batch's label/instance maps."""
+        h = self.hparams
+        return semantic_input(batch["label"], batch.get("instance"), label_nc=h.label_nc,
+                              contain_dontcare_label=h.contain_dontcare_label,
+                              use_instance=h.use_instance)
+
+    def _generate(self, seg: Tensor, real: Tensor | None, net: nn.Module) -> tuple[Tensor, Tensor | None]:
+        if self.encoder is None or real is None:
+            return net(seg), None
+        mu, logvar = self.encoder(real)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return net(seg, z=z), kld_loss(mu, logvar) * self.hparams.lambda_kld
+
+    def _discriminate(self, seg: Tensor, fake: Tensor, real: Tensor) -> tuple[list, list]:
+        both = self.discriminator(torch.cat([torch.cat([seg, fake], 1), torch.cat([seg, real], 1)]))
+        n = fake.shape[0]
+        return ([[f[:n] for f in scale] for scale in both], [[f[n:] for f in scale] for scale in both])
+
+    @staticmethod
+    def _check_finite(losses: dict[str, Tensor], step: int) -> None:
+        for name, value in losses.items():
+            if not math.isfinite(float(value.detach())):
+                raise FloatingPointError(
+                    f"{name} became {float(value.detach())} at step {step}; training stopped (the last "
+                    "checkpoint is intact). Lower the learning rates or use precision=32")
+
+    # ----------------------------------------------------------------- training
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """One generator step, then one discriminator step on the same (detached) fakes."""
+        h = self.hparams
+        opt_g, opt_d = self.optimizers()
+        seg, real = self.encode_labels(batch), batch["image"]
+
+        with self.toggled_optimizer(opt_g):
+            fake, kld = self._generate(seg, real, self.generator)
+            pred_fake, pred_real = self._discriminate(seg, fake, real)
+            g = {"G/gan": self.gan_loss(pred_fake, True, for_discriminator=False)}
+            if h.lambda_feat > 0:
+                g["G/feat"] = feature_matching_loss(pred_fake, pred_real) * h.lambda_feat
+            if self.vgg_loss is not None:
+                g["G/vgg"] = self.vgg_loss(fake, real) * h.lambda_vgg
+            if kld is not None:
+                g["G/kld"] = kld
+            loss_g = sum(g.values())
+            self._check_finite(g, self.global_step)
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(loss_g)
+            opt_g.step()
+        self._update_ema()
+
+        with self.toggled_optimizer(opt_d):
+            pred_fake, pred_real = self._discriminate(seg, fake.detach(), real)
+            d = {"D/fake": self.gan_loss(pred_fake, False, for_discriminator=True),
+                 "D/real": self.gan_loss(pred_real, True, for_discriminator=True)}
+            self._check_finite(d, self.global_step)
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(sum(d.values()))
+            opt_d.step()
+
+        self.log_dict({**g, **d, "G/total": loss_g}, prog_bar=False, batch_size=real.shape[0])
+        self.log("loss_g", loss_g, prog_bar=True, batch_size=real.shape[0])
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.generator_ema is None:
+            return
+        ema, live = self.generator_ema.state_dict(), self.generator.state_dict()
+        for key, value in ema.items():
+            if value.is_floating_point():
+                value.lerp_(live[key], 1.0 - self.hparams.ema_decay)
+            else:
+                value.copy_(live[key])
+
+    def on_train_epoch_end(self) -> None:
+        """Step the linear LR decay once per epoch."""
+        for sched in self.lr_schedulers() or []:
+            sched.step()
+
+    def configure_optimizers(self) -> tuple[list, list]:
+        """Adam for G (and E) and D with TTUR rates; linear decay over ``decay_epochs``."""
+        h = self.hparams
+        g_params = list(self.generator.parameters())
+        if self.encoder is not None:
+            g_params += list(self.encoder.parameters())
+        opt_g = torch.optim.Adam(g_params, lr=h.lr_g, betas=tuple(h.betas))
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=h.lr_d, betas=tuple(h.betas))
+        max_epochs = self.trainer.max_epochs if self.trainer and self.trainer.max_epochs else 0
+        start = max(max_epochs - h.decay_epochs, 0) if h.decay_epochs else None
+
+        def factor(epoch: int) -> float:
+            if start is None or epoch < start:
+                return 1.0
+            return max(0.0, 1.0 - (epoch - start + 1) / (h.decay_epochs + 1))
+
+        scheds = [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in (opt_g, opt_d)]
+        return [opt_g, opt_d], scheds
+
+    # ----------------------------------------------------------------- evaluation
+    @property
+    def inference_generator(self) -> nn.Module:
+        """The EMA generator when there is one, else the trained generator."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    def on_validation_epoch_start(self) -> None:
+        """Re-estimate the EMA generator's norm statistics; create the optional metrics."""
+        if self.generator_ema is not None and self.hparams.ema_recalibrate_batches:
+            loader = self.trainer.train_dataloader
+            batches = (self.encode_labels(self.transfer_batch_to_device(b, self.device, 0))
+                       for _, b in zip(range(self.hparams.ema_recalibrate_batches), loader))
+            condnorm.recalibrate(self.generator_ema, batches)
+        if not hasattr(self, "_lpips"):
+            self._lpips = optional_lpips() if self.hparams.lpips else None
+            self._fid = optional_fid(self.hparams.fid_weights) if self.hparams.fid_weights else None
+        for metric in (self._lpips, self._fid):
+            if metric is not None:
+                metric.to(self.device)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Fidelity of generated images to the held-out real ones."""
+        seg, real = self.encode_labels(batch), batch["image"]
+        fake = self.inference_generator(seg)
+        n = real.shape[0]
+        metrics = {"val/l1": (fake - real).abs().mean(),
+                   "val/class_color_error": class_color_error(fake, real, batch["label"],
+                                                              self.num_label_ids)}
+        if self._lpips is not None:
+            metrics["val/lpips"] = self._lpips(fake, real).mean()
+        if self._fid is not None:
+            self._fid.update((real + 1) / 2, real=True)
+            self._fid.update((fake.clamp(-1, 1) + 1) / 2, real=False)
+        self.log_dict(metrics, prog_bar=True, batch_size=n, sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        """Report FID over the whole validation set."""
+        if self._fid is not None:
+            self.log("val/fid", self._fid.compute(), sync_dist=True)
+            self._fid.reset()
+
+    def sample_columns(self, batch: dict[str, Any]) -> list[Tensor]:
+        """Colourised label │ generated │ real, each ``(N, 3, H, W)`` in [0, 1]."""
+        fake = self.inference_generator(self.encode_labels(batch))
+        return [colorize_labels(batch["label"], self.num_label_ids), (fake + 1) / 2,
+                (batch["image"] + 1) / 2]

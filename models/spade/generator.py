@@ -1,0 +1,202 @@
+"""The SPADE generator (Park et al., CVPR 2019) with the official parameter names."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import condnorm
+from condnorm._check import check_shape
+from condnorm.functional import resize_segmap
+from condnorm.norm import NormSpec
+
+from .blocks import ModulatedResBlock, xavier_init_
+
+__all__ = ["NUM_UPSAMPLINGS", "SPADEGenerator"]
+
+NUM_UPSAMPLINGS = {"normal": 5, "more": 6, "most": 7}
+
+
+class SPADEGenerator(nn.Module):
+    r"""Mask-to-image generator: a stack of SPADE residual blocks upsampled from a small latent map.
+
+    Layers, in order (``nf = ngf``; ``up`` is nearest ×2)::
+
+        fc → head_0(16nf) → up → G_middle_0(16nf) → [up if more/most] → G_middle_1(16nf)
+           → up → up_0(8nf) → up → up_1(4nf) → up → up_2(2nf) → up → up_3(nf)
+           → [up → up_4(nf/2) if most] → LeakyReLU(0.2) → conv_img(3×3 → 3) → tanh
+
+    The latent map is ``sh × sw`` with ``sw = crop_size // 2**n`` and
+    ``sh = round(sw / aspect_ratio)`` for ``n`` = 5, 6, 7 upsamplings (normal, more, most), so
+    the segmap and the output are ``(sh·2**n, sw·2**n)``. Without ``use_vae`` ``fc`` is a 3×3
+    conv on the segmap downsampled to ``sh × sw``; with it, ``fc`` is a linear layer from a
+    latent ``z`` of size ``z_dim`` (sampled from N(0, I) when not given).
+
+    The segmap is resized once per resolution (nearest, from the full-size map), and each block
+    gets the level that matches it, so SPADE's own resize is a no-op; the result equals the
+    official per-layer resize exactly.
+
+    Parameter names match the official ``SPADEGenerator`` (``fc``, ``head_0``, ``G_middle_0``,
+    ``G_middle_1``, ``up_0``…``up_4``, ``conv_img``; blocks and SPADE layers as in
+    :class:`ModulatedResBlock` and :class:`condnorm.SPADE`), so official checkpoints load with
+    ``strict=True``. Initialisation: the backbone (``fc``, the blocks' convs, ``conv_img``) gets
+    the official xavier-normal(gain 0.02) with zero biases; the SPADE layers keep condnorm's
+    initialisation (zero γ/β predictors: each block starts as identity-after-normalisation),
+    where the official code applies xavier(0.02) to them too. Init only matters when training
+    from scratch; loading weights overwrites all of it.
+
+    Args:
+        semantic_nc: channels of the segmap (classes + dontcare + instance edges).
+        ngf: base width ``nf``.
+        z_dim: latent size (``use_vae`` only).
+        crop_size: output width before rounding to a multiple of ``2**n``.
+        aspect_ratio: width / height.
+        num_upsampling_layers: ``"normal"`` (5), ``"more"`` (6) or ``"most"`` (7).
+        use_vae: start from a latent vector instead of the downsampled segmap.
+        norm: parameter-free normalizer inside SPADE (see :func:`condnorm.make_norm`).
+        spectral: spectral normalisation on the blocks' convs.
+        kernel_size: kernel of the SPADE convs.
+        norm_layer: overrides the conditional norm: ``norm_layer(C)`` must return a module called
+            as ``norm(x, segmap)``; default ``partial(condnorm.SPADE, label_nc=semantic_nc,
+            norm=norm, kernel_size=kernel_size)``.
+        device: parameter device.
+        dtype: parameter dtype.
+
+    Shape:
+        - segmap: ``(N, semantic_nc, sh·2**n, sw·2**n)``
+        - z: ``(N, z_dim)`` (``use_vae`` only)
+        - output: ``(N, 3, sh·2**n, sw·2**n)`` in ``[-1, 1]``
+
+    Example:
+        >>> g = SPADEGenerator(6, ngf=4, crop_size=32, norm="batch")
+        >>> g.output_size
+        (32, 32)
+        >>> g(torch.rand(2, 6, 32, 32)).shape
+        torch.Size([2, 3, 32, 32])
+    """
+
+    def __init__(
+        self,
+        semantic_nc: int,
+        *,
+        ngf: int = 64,
+        z_dim: int = 256,
+        crop_size: int = 256,
+        aspect_ratio: float = 1.0,
+        num_upsampling_layers: str = "normal",
+        use_vae: bool = False,
+        norm: NormSpec = "syncbatch",
+        spectral: bool = True,
+        kernel_size: int = 3,
+        norm_layer: Callable[[int], nn.Module] | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if num_upsampling_layers not in NUM_UPSAMPLINGS:
+            raise ValueError(f"SPADEGenerator: num_upsampling_layers must be one of "
+                             f"{list(NUM_UPSAMPLINGS)}, got {num_upsampling_layers!r}")
+        n = NUM_UPSAMPLINGS[num_upsampling_layers]
+        sw = crop_size // 2**n
+        sh = round(sw / aspect_ratio)
+        if sw < 1 or sh < 1:
+            raise ValueError(f"SPADEGenerator: crop_size={crop_size}, aspect_ratio={aspect_ratio} give a "
+                             f"{sh}x{sw} latent map with {n} upsamplings ('{num_upsampling_layers}'); "
+                             f"use crop_size >= {2**n} (and a smaller aspect_ratio)")
+        dd = {"device": device, "dtype": dtype}
+        self.semantic_nc, self.z_dim, self.use_vae = semantic_nc, z_dim, use_vae
+        self.num_upsamplings, self.latent_size = n, (sh, sw)
+        self.output_size = (sh * 2**n, sw * 2**n)
+        self.latent_channels = 16 * ngf
+        if norm_layer is None:
+            norm_layer = functools.partial(condnorm.SPADE, label_nc=semantic_nc, norm=norm,
+                                           kernel_size=kernel_size, **dd)
+        block = functools.partial(ModulatedResBlock, norm_layer=norm_layer, spectral=spectral, **dd)
+        nf = ngf
+        if use_vae:
+            self.fc = nn.Linear(z_dim, 16 * nf * sh * sw, **dd)
+        else:
+            self.fc = nn.Conv2d(semantic_nc, 16 * nf, 3, padding=1, **dd)
+        self.head_0 = block(16 * nf, 16 * nf)
+        self.G_middle_0 = block(16 * nf, 16 * nf)
+        self.G_middle_1 = block(16 * nf, 16 * nf)
+        self.up_0 = block(16 * nf, 8 * nf)
+        self.up_1 = block(8 * nf, 4 * nf)
+        self.up_2 = block(4 * nf, 2 * nf)
+        self.up_3 = block(2 * nf, nf)
+        final_nc = nf
+        if num_upsampling_layers == "most":
+            self.up_4 = block(nf, nf // 2)
+            final_nc = nf // 2
+        self.conv_img = nn.Conv2d(final_nc, 3, 3, padding=1, **dd)
+        # (block name, upsample before it); fixed here so forward has no branches on options.
+        self._schedule: tuple[tuple[str, bool], ...] = (
+            ("head_0", False), ("G_middle_0", True), ("G_middle_1", n >= 6), ("up_0", True),
+            ("up_1", True), ("up_2", True), ("up_3", True),
+        ) + ((("up_4", True),) if n == 7 else ())
+        self.reset_parameters()
+
+    def blocks(self) -> list[ModulatedResBlock]:
+        """The residual blocks in forward order."""
+        return [getattr(self, name) for name, _ in self._schedule]
+
+    def reset_parameters(self) -> None:
+        """Official xavier-normal(0.02) init of the backbone; the norms keep their own init."""
+        for module in [self.fc, self.conv_img] + [c for b in self.blocks() for c in b.convs()]:
+            xavier_init_(module)
+
+    def segmap_pyramid(self, segmap: Tensor) -> list[Tensor]:
+        """The segmap at every resolution the network runs at, from ``sh × sw`` to the output size.
+
+        Level ``k`` is the full-size map nearest-resized to ``(sh·2**k, sw·2**k)``, exactly what
+        SPADE's per-layer resize would compute.
+        """
+        sh, sw = self.latent_size
+        return [resize_segmap(segmap, (sh << k, sw << k)) for k in range(self.num_upsamplings + 1)]
+
+    def _check_inputs(self, segmap: Tensor, z: Tensor | None) -> None:
+        sizes = check_shape(segmap, ("N", "L", "H", "W"), "SPADEGenerator segmap", {"L": self.semantic_nc})
+        if (sizes["H"], sizes["W"]) != self.output_size:
+            raise ValueError(
+                f"SPADEGenerator segmap: expected spatial size {self.output_size} (latent "
+                f"{self.latent_size} × 2**{self.num_upsamplings}), got {(sizes['H'], sizes['W'])}; "
+                "resize the segmap (nearest) or build the generator with a matching crop_size/aspect_ratio")
+        if z is not None:
+            if not self.use_vae:
+                raise ValueError("SPADEGenerator: z is only used with use_vae=True")
+            check_shape(z, ("N", "Z"), "SPADEGenerator z", {"N": sizes["N"], "Z": self.z_dim})
+
+    def forward(self, segmap: Tensor, z: Tensor | None = None, *,
+                generator: torch.Generator | None = None) -> Tensor:
+        """Synthesise an image from ``segmap`` (and ``z`` with ``use_vae``).
+
+        Args:
+            segmap: one-hot (or soft) semantic map, see Shape.
+            z: latent ``(N, z_dim)``; with ``use_vae`` and ``z=None`` it is drawn from N(0, I).
+            generator: random generator used to draw ``z``.
+
+        Returns:
+            The image ``(N, 3, H, W)`` in ``[-1, 1]``.
+        """
+        self._check_inputs(segmap, z)
+        segmap = segmap.to(self.conv_img.weight.dtype)
+        pyramid = self.segmap_pyramid(segmap)
+        sh, sw = self.latent_size
+        if self.use_vae:
+            if z is None:
+                z = torch.randn(segmap.shape[0], self.z_dim, generator=generator,
+                                device=segmap.device, dtype=segmap.dtype)
+            x = self.fc(z).view(-1, self.latent_channels, sh, sw)
+        else:
+            x = self.fc(pyramid[0])
+        level = 0
+        for name, upsample in self._schedule:
+            if upsample:
+                x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+                level += 1
+            x = getattr(self, name)(x, pyramid[level])
+        return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))

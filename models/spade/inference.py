@@ -1,0 +1,131 @@
+"""``infer.py spade``: label maps in, images out.
+
+Pre- and post-processing live in :func:`preprocess` and :func:`postprocess` so every
+backend (eager PyTorch, exported programs) shares them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm import tqdm
+
+from models.data.io import IMAGE_EXTENSIONS, list_images, load_label, save_image
+from models.data.palette import load_palette
+from models.data.semantic_input import semantic_input
+
+from .checkpoint import LabelLayout, load_generator
+
+__all__ = ["add_arguments", "postprocess", "preprocess", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``infer.py spade``."""
+    parser.add_argument("--checkpoint", required=True,
+                        help="Lightning .ckpt from train.py or official *_net_G.pth")
+    parser.add_argument("--labels", required=True, help="a label map (PNG of ids) or a folder of them")
+    parser.add_argument("--instances",
+                        help="folder of instance maps paired by file stem (instance-edge models)")
+    parser.add_argument("--palette", help="palette file (JSON or 'id r g b' lines) for colour masks")
+    parser.add_argument("--out", required=True, help="output folder; images are named after the inputs")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the latent z (VAE models)")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--ext", default="png", help="output image format")
+    parser.add_argument("--model-size", action="store_true",
+                        help="keep the generator's output size instead of resizing to each label map's size")
+    official = parser.add_argument_group("official checkpoints (the .pth does not record these)")
+    official.add_argument("--label-nc", type=int)
+    official.add_argument("--contain-dontcare-label", action="store_true")
+    official.add_argument("--no-instance", action="store_true")
+    official.add_argument("--crop-size", type=int, default=256)
+    official.add_argument("--aspect-ratio", type=float, default=1.0)
+    official.add_argument("--num-upsampling-layers", choices=["normal", "more", "most"])
+
+
+def preprocess(label_maps: Sequence[Tensor], instance_maps: Sequence[Tensor] | None, layout: LabelLayout,
+               size: tuple[int, int]) -> Tensor:
+    """Resize id maps (nearest) to the generator's size and encode them as its input.
+
+    Args:
+        label_maps: ``(H_i, W_i)`` long id maps (sizes may differ).
+        instance_maps: matching instance maps, or None.
+        layout: the generator's label layout.
+        size: the generator's ``(H, W)``.
+
+    Returns:
+        ``(N, semantic_nc, H, W)`` float map.
+    """
+    def resize(ids: Tensor) -> Tensor:
+        return F.interpolate(ids[None, None].float(), size=size, mode="nearest")[0, 0].long()
+
+    label = torch.stack([resize(m) for m in label_maps])
+    instance = torch.stack([resize(m) for m in instance_maps]) if instance_maps is not None else None
+    return semantic_input(label, instance, label_nc=layout.label_nc,
+                          contain_dontcare_label=layout.contain_dontcare_label,
+                          use_instance=layout.use_instance)
+
+
+def postprocess(images: Tensor, sizes: Sequence[tuple[int, int]] | None = None) -> list[Tensor]:
+    """Generator output in [-1, 1] → list of ``(3, H, W)`` images in [0, 1] at ``sizes``."""
+    out = []
+    for i, image in enumerate(images.float().clamp(-1, 1).add(1).div(2)):
+        if sizes is not None and tuple(image.shape[-2:]) != tuple(sizes[i]):
+            image = F.interpolate(image[None], size=sizes[i], mode="bilinear", align_corners=False,
+                                  antialias=True)[0].clamp(0, 1)
+        out.append(image)
+    return out
+
+
+def _inputs(labels: str) -> list[Path]:
+    path = Path(labels)
+    if path.is_dir():
+        return list_images(path, extensions=(".png", ".bmp", ".tif", ".tiff"))
+    if not path.is_file():
+        raise FileNotFoundError(f"--labels {path} does not exist")
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise ValueError(f"--labels {path}: not an image file")
+    return [path]
+
+
+def _instance_for(label_path: Path, folder: str) -> Path:
+    matches = sorted(Path(folder).glob(label_path.stem + ".*"))
+    if not matches:
+        raise FileNotFoundError(f"no instance map named {label_path.stem}.* in {folder} for {label_path}")
+    return matches[0]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Generate one image per label map; returns 0."""
+    layout = None
+    if args.label_nc is not None:
+        layout = LabelLayout(args.label_nc, args.contain_dontcare_label, not args.no_instance)
+    generator, layout = load_generator(args.checkpoint, layout=layout, crop_size=args.crop_size,
+                                       aspect_ratio=args.aspect_ratio,
+                                       num_upsampling_layers=args.num_upsampling_layers)
+    generator.to(args.device)
+    if layout.use_instance and not args.instances:
+        raise ValueError("this generator takes instance edges: pass --instances <folder of instance maps>")
+    palette = load_palette(args.palette) if args.palette else None
+    paths = _inputs(args.labels)
+    out_dir = Path(args.out)
+    rng = torch.Generator(device=args.device).manual_seed(args.seed)
+    with torch.inference_mode(), tqdm(total=len(paths), desc="spade", unit="img") as bar:
+        for start in range(0, len(paths), args.batch_size):
+            chunk = paths[start:start + args.batch_size]
+            labels = [load_label(p, palette) for p in chunk]
+            instances = [load_label(_instance_for(p, args.instances)) for p in chunk] \
+                if layout.use_instance else None
+            seg = preprocess(labels, instances, layout, generator.output_size).to(args.device)
+            fake = generator(seg, generator=rng)
+            sizes = None if args.model_size else [tuple(m.shape) for m in labels]
+            for path, image in zip(chunk, postprocess(fake, sizes)):
+                save_image(image, out_dir / f"{path.stem}.{args.ext}")
+            bar.update(len(chunk))
+    print(f"wrote {len(paths)} image(s) to {out_dir}")
+    return 0

@@ -1,0 +1,142 @@
+"""The SPADE training pipeline end to end: learning, resume, inference from checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+import infer
+from models.data.semantic_datamodule import SemanticDataModule
+from models.lit.mask_to_image import MaskToImageModule
+from models.spade import SPADEGenerator
+from tests.data_files import write_ids
+
+TINY_MODEL = dict(ngf=8, ndf=8, num_D=1, n_layers_D=2, norm_G="batch", lambda_vgg=0.0, lpips=False)
+
+
+def _data(**kw) -> SemanticDataModule:
+    args = dict(dataset_mode="shapes", crop_size=32, num_train=64, num_val=16, batch_size=8, num_workers=0)
+    return SemanticDataModule(**{**args, **kw})
+
+
+def _trainer(root: Path, **kw) -> pl.Trainer:
+    args = dict(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=root)
+    return pl.Trainer(**{**args, **kw})
+
+
+def _val_metric(trainer: pl.Trainer, model: MaskToImageModule, dm: SemanticDataModule) -> float:
+    return trainer.validate(model, datamodule=dm, verbose=False)[0]["val/class_color_error"]
+
+
+def test_short_training_lowers_the_class_colour_error(tmp_path: Path) -> None:
+    pl.seed_everything(0)
+    dm = _data()
+    model = MaskToImageModule(**TINY_MODEL, lr_g=4e-4)
+    trainer = _trainer(tmp_path, max_epochs=6, enable_checkpointing=False)
+    before = _val_metric(trainer, model, dm)
+    trainer.fit(model, datamodule=dm)
+    after = _val_metric(trainer, model, dm)
+    assert trainer.global_step == 6 * 8 * 2  # two optimiser steps (G, D) per batch
+    assert after < 0.6 * before, (before, after)
+
+
+def test_resume_continues_step_count_and_optimiser_state(tmp_path: Path) -> None:
+    pl.seed_everything(0)
+    dm = _data(num_train=16)
+    model = MaskToImageModule(**TINY_MODEL)
+    trainer = _trainer(tmp_path, max_epochs=1, limit_val_batches=0)
+    trainer.fit(model, datamodule=dm)
+    ckpt = tmp_path / "one.ckpt"
+    trainer.save_checkpoint(ckpt)
+    saved = torch.load(ckpt, weights_only=True)
+    assert saved["global_step"] == 4
+    assert len(saved["optimizer_states"]) == 2
+
+    resumed = MaskToImageModule(**TINY_MODEL)
+    trainer2 = _trainer(tmp_path, max_epochs=2, limit_val_batches=0)
+    first_state: dict = {}
+
+    class Capture(pl.Callback):
+        def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+            first_state["step"] = trainer.global_step
+            first_state["adam_step"] = trainer.optimizers[0].state_dict()["state"][0]["step"].item()
+
+    trainer2.callbacks.append(Capture())
+    trainer2.fit(resumed, datamodule=dm, ckpt_path=ckpt)
+    assert first_state == {"step": 4, "adam_step": 2.0}
+    assert trainer2.global_step == 8
+
+
+def test_hparams_record_the_label_layout(tmp_path: Path) -> None:
+    dm = _data(num_train=8)
+    model = MaskToImageModule(**TINY_MODEL)
+    trainer = _trainer(tmp_path, max_steps=2, limit_val_batches=0)
+    trainer.fit(model, datamodule=dm)
+    assert model.hparams.label_nc == dm.label_nc
+    assert model.hparams.crop_size == 32
+    rebuilt = MaskToImageModule(**{k: v for k, v in model.hparams.items() if not k.startswith("_")})
+    assert rebuilt.generator is not None
+    rebuilt.load_state_dict(model.state_dict())
+
+
+def test_vae_path_trains_a_step(tmp_path: Path) -> None:
+    dm = _data(num_train=4, batch_size=2)
+    model = MaskToImageModule(**TINY_MODEL, use_vae=True, z_dim=8)
+    trainer = _trainer(tmp_path, max_steps=2, limit_val_batches=0)
+    trainer.fit(model, datamodule=dm)
+    assert "G/kld" in trainer.callback_metrics
+
+
+def test_non_finite_loss_stops_training_with_a_clear_message(tmp_path: Path) -> None:
+    class Poison(pl.Callback):
+        def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+            with torch.no_grad():
+                pl_module.generator.conv_img.bias.fill_(float("nan"))
+
+    dm = _data(num_train=4, batch_size=2)
+    trainer = _trainer(tmp_path, max_steps=6, limit_val_batches=0, callbacks=[Poison()])
+    with pytest.raises(FloatingPointError, match="G/gan became nan at step 0; training stopped"):
+        trainer.fit(MaskToImageModule(**TINY_MODEL), datamodule=dm)
+
+
+def _label_folder(root: Path, count: int, label_nc: int) -> Path:
+    gen = torch.Generator().manual_seed(0)
+    for i in range(count):
+        write_ids(root / f"mask_{i}.png", torch.randint(label_nc, (24 + i, 40), generator=gen).numpy())
+    return root
+
+
+def test_infer_from_lightning_checkpoint_writes_one_image_per_label(tmp_path: Path) -> None:
+    dm = _data(num_train=8)
+    model = MaskToImageModule(**TINY_MODEL)
+    trainer = _trainer(tmp_path, max_steps=2, limit_val_batches=0)
+    trainer.fit(model, datamodule=dm)
+    ckpt = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(ckpt)
+    labels = _label_folder(tmp_path / "labels", 3, dm.label_nc)
+    out = tmp_path / "out"
+    assert infer.main(["spade", "--checkpoint", str(ckpt), "--labels", str(labels), "--out", str(out),
+                       "--batch-size", "2"]) == 0
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["mask_0.png", "mask_1.png", "mask_2.png"]
+    from PIL import Image
+    assert Image.open(out / "mask_1.png").size == (40, 25)  # the label map's own size
+
+
+def test_infer_from_official_generator_file(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    g = SPADEGenerator(5, ngf=4, crop_size=32, norm="batch")
+    official = tmp_path / "latest_net_G.pth"
+    torch.save(g.state_dict(), official)
+    labels = _label_folder(tmp_path / "labels", 2, 5)
+    out = tmp_path / "out"
+    args = ["spade", "--checkpoint", str(official), "--labels", str(labels / "mask_0.png"),
+            "--out", str(out), "--label-nc", "5", "--no-instance", "--crop-size", "32", "--model-size"]
+    assert infer.main(args) == 0
+    assert [p.name for p in out.iterdir()] == ["mask_0.png"]
+    with pytest.raises(ValueError, match="does not match the generator architecture"):
+        infer.main([*args[:-5], "--label-nc", "7", "--no-instance", "--crop-size", "32"])
