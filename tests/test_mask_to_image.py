@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+from PIL import Image
 
 import infer
 from models.data.semantic_datamodule import SemanticDataModule
@@ -84,11 +86,35 @@ def test_hparams_record_the_label_layout(tmp_path: Path) -> None:
 
 
 def test_vae_path_trains_a_step(tmp_path: Path) -> None:
-    dm = _data(num_train=4, batch_size=2)
+    dm = _data(num_train=4, batch_size=2, no_instance=True)
     model = MaskToImageModule(**TINY_MODEL, use_vae=True, z_dim=8)
     trainer = _trainer(tmp_path, max_steps=2, limit_val_batches=0)
     trainer.fit(model, datamodule=dm)
     assert "G/kld" in trainer.callback_metrics
+    ckpt = tmp_path / "vae.ckpt"
+    trainer.save_checkpoint(ckpt)
+    labels = _label_folder(tmp_path / "labels", 2, dm.label_nc)
+    style = tmp_path / "style.png"
+    Image.fromarray(np.full((20, 30, 3), (200, 30, 30), np.uint8)).save(style)
+    base = ["spade", "--checkpoint", str(ckpt), "--labels", str(labels), "--model-size"]
+    assert infer.main([*base, "--out", str(tmp_path / "a"), "--style", str(style)]) == 0
+    assert infer.main([*base, "--out", str(tmp_path / "b"), "--seed", "1"]) == 0
+    styled = np.asarray(Image.open(tmp_path / "a" / "mask_0.png"), dtype=np.float32)
+    random_z = np.asarray(Image.open(tmp_path / "b" / "mask_0.png"), dtype=np.float32)
+    assert np.abs(styled - random_z).max() > 0  # the style image's code, not a random z
+
+
+def test_style_needs_a_vae_model(tmp_path: Path) -> None:
+    model = MaskToImageModule(**TINY_MODEL, label_nc=3, contain_dontcare_label=False, use_instance=False,
+                              crop_size=32, aspect_ratio=1.0)
+    trainer = _trainer(tmp_path, max_steps=0)
+    trainer.strategy.connect(model)
+    ckpt = tmp_path / "plain.ckpt"
+    trainer.save_checkpoint(ckpt)
+    labels = _label_folder(tmp_path / "labels", 1, 3)
+    with pytest.raises(ValueError, match="--style needs a generator trained with use_vae=True"):
+        infer.main(["spade", "--checkpoint", str(ckpt), "--labels", str(labels), "--out", str(tmp_path),
+                    "--style", str(labels / "mask_0.png")])
 
 
 def test_non_finite_loss_stops_training_with_a_clear_message(tmp_path: Path) -> None:
@@ -104,9 +130,12 @@ def test_non_finite_loss_stops_training_with_a_clear_message(tmp_path: Path) -> 
 
 
 def _label_folder(root: Path, count: int, label_nc: int) -> Path:
+    """Label maps of different sizes in ``root``, and instance maps in ``root/../instances``."""
     gen = torch.Generator().manual_seed(0)
     for i in range(count):
-        write_ids(root / f"mask_{i}.png", torch.randint(label_nc, (24 + i, 40), generator=gen).numpy())
+        ids = torch.randint(label_nc, (24 + i, 40), generator=gen).numpy()
+        write_ids(root / f"mask_{i}.png", ids)
+        write_ids(root.parent / "instances" / f"mask_{i}.png", ids)
     return root
 
 
@@ -119,11 +148,12 @@ def test_infer_from_lightning_checkpoint_writes_one_image_per_label(tmp_path: Pa
     trainer.save_checkpoint(ckpt)
     labels = _label_folder(tmp_path / "labels", 3, dm.label_nc)
     out = tmp_path / "out"
-    assert infer.main(["spade", "--checkpoint", str(ckpt), "--labels", str(labels), "--out", str(out),
-                       "--batch-size", "2"]) == 0
+    base = ["spade", "--checkpoint", str(ckpt), "--labels", str(labels), "--out", str(out)]
+    with pytest.raises(ValueError, match="pass --instances"):
+        infer.main(base)
+    assert infer.main([*base, "--batch-size", "2", "--instances", str(tmp_path / "instances")]) == 0
     written = sorted(p.name for p in out.iterdir())
     assert written == ["mask_0.png", "mask_1.png", "mask_2.png"]
-    from PIL import Image
     assert Image.open(out / "mask_1.png").size == (40, 25)  # the label map's own size
 
 
@@ -138,5 +168,5 @@ def test_infer_from_official_generator_file(tmp_path: Path) -> None:
             "--out", str(out), "--label-nc", "5", "--no-instance", "--crop-size", "32", "--model-size"]
     assert infer.main(args) == 0
     assert [p.name for p in out.iterdir()] == ["mask_0.png"]
-    with pytest.raises(ValueError, match="does not match the generator architecture"):
-        infer.main([*args[:-5], "--label-nc", "7", "--no-instance", "--crop-size", "32"])
+    with pytest.raises(ValueError, match="does not match the SPADEGenerator architecture"):
+        infer.main([*args[:7], "--label-nc", "7", "--no-instance", "--crop-size", "32"])

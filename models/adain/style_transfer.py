@@ -187,8 +187,8 @@ class StyleTransfer(nn.Module):
         """Stylise ``content`` with one or several styles.
 
         Args:
-            content: ``(N, 3, H, W)`` in [0, 1], any H, W ≥ 16 (padded to a multiple of 8 and cropped back).
-            style: ``(N or 1, 3, H', W')`` in [0, 1], or a list of such tensors (sizes may differ).
+            content: ``(N, 3, H, W)`` in [0, 1], any H, W ≥ 9 (padded to a multiple of 8, cropped back).
+            style: ``(N or 1, 3, H', W')`` in [0, 1], H', W' ≥ 9, or a list of them (sizes may differ).
             alpha: content–style trade-off; 0 decodes the content features unchanged.
             style_weights: interpolation weights for several styles (normalised to sum 1; equal if
                 ``None``); the target is the weighted sum of the per-style modulated features.

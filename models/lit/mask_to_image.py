@@ -21,6 +21,7 @@ from models.data.semantic_input import semantic_input
 from models.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss, kld_loss
 from models.metrics import class_color_error, optional_fid, optional_lpips
 from models.spade import ConvEncoder, MultiscaleDiscriminator, SPADEGenerator
+from models.spade.encoder import reparameterize
 
 __all__ = ["MaskToImageModule"]
 
@@ -154,8 +155,7 @@ class MaskToImageModule(pl.LightningModule):
         if self.encoder is None or real is None:
             return net(seg), None
         mu, logvar = self.encoder(real)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        return net(seg, z=z), kld_loss(mu, logvar) * self.hparams.lambda_kld
+        return net(seg, z=reparameterize(mu, logvar)), kld_loss(mu, logvar) * self.hparams.lambda_kld
 
     def _discriminate(self, seg: Tensor, fake: Tensor, real: Tensor) -> tuple[list, list]:
         both = self.discriminator(torch.cat([torch.cat([seg, fake], 1), torch.cat([seg, real], 1)]))

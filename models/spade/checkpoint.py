@@ -20,9 +20,10 @@ import torch
 
 from models.data.semantic_input import semantic_nc as count_semantic_nc
 
+from .encoder import ConvEncoder
 from .generator import NUM_UPSAMPLINGS, SPADEGenerator
 
-__all__ = ["LabelLayout", "generator_from_hparams", "load_generator"]
+__all__ = ["LabelLayout", "generator_from_hparams", "load_encoder", "load_generator"]
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,8 @@ def _read(path: str | Path) -> dict[str, Any]:
                          "loads plain tensors and containers, never pickled code") from err
 
 
-def _load_strict(generator: SPADEGenerator, state: Mapping[str, Any], path: Path) -> None:
-    own = generator.state_dict()
+def _load_strict(model: torch.nn.Module, state: Mapping[str, Any], path: Path) -> None:
+    own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     wrong = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
@@ -67,9 +68,10 @@ def _load_strict(generator: SPADEGenerator, state: Mapping[str, Any], path: Path
     if missing or unexpected or wrong:
         lines = ([f"missing keys: {missing[:8]}"] if missing else []) + \
                 ([f"unexpected keys: {unexpected[:8]}"] if unexpected else []) + wrong[:8]
-        raise ValueError(f"{path}: does not match the generator architecture:\n  " + "\n  ".join(lines) +
+        raise ValueError(f"{path}: does not match the {type(model).__name__} architecture:\n  " +
+                         "\n  ".join(lines) +
                          "\nCheck label_nc / dontcare / instance settings, ngf and num_upsampling_layers.")
-    generator.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=True)
 
 
 def load_generator(
@@ -125,3 +127,27 @@ def load_generator(
                                    use_vae=use_vae, norm=norm)
     _load_strict(generator, state, path)
     return generator.eval(), layout
+
+
+def load_encoder(path: str | Path) -> ConvEncoder:
+    """Load the VAE style encoder from a Lightning checkpoint or an official ``*_net_E.pth``.
+
+    Raises:
+        ValueError: if the file holds no encoder (a model trained without ``use_vae``) or its
+            weights do not fit.
+    """
+    path = Path(path)
+    ckpt = _read(path)
+    if "state_dict" in ckpt and "hyper_parameters" in ckpt:
+        state = {k[len("encoder."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("encoder.")}
+        if not state:
+            raise ValueError(f"{path}: this model was trained without use_vae, so it has no style encoder; "
+                             "--style needs a VAE model")
+        h = ckpt["hyper_parameters"]
+        encoder = ConvEncoder(ngf=h["ngf"], z_dim=h["z_dim"])
+    else:
+        state = ckpt
+        encoder = ConvEncoder(ngf=state["layer1.0.weight_orig"].shape[0],
+                              z_dim=state["fc_mu.weight"].shape[0])
+    _load_strict(encoder, state, path)
+    return encoder.eval()

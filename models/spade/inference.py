@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from models.data.io import IMAGE_EXTENSIONS, list_images, load_label, save_image
+from models.data.io import IMAGE_EXTENSIONS, list_images, load_label, load_rgb, save_image
 from models.data.palette import load_palette
 from models.data.semantic_input import semantic_input
 
-from .checkpoint import LabelLayout, load_generator
+from .checkpoint import LabelLayout, load_encoder, load_generator
 
 __all__ = ["add_arguments", "postprocess", "preprocess", "run"]
 
@@ -33,7 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder of instance maps paired by file stem (instance-edge models)")
     parser.add_argument("--palette", help="palette file (JSON or 'id r g b' lines) for colour masks")
     parser.add_argument("--out", required=True, help="output folder; images are named after the inputs")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the latent z (VAE models)")
+    parser.add_argument("--style", help="style image for VAE models: its encoded mean is the latent z")
+    parser.add_argument("--encoder", help="official *_net_E.pth for --style (Lightning checkpoints hold it)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed for a random z (VAE models without --style)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--ext", default="png", help="output image format")
@@ -100,6 +103,17 @@ def _instance_for(label_path: Path, folder: str) -> Path:
     return matches[0]
 
 
+def _style_code(args: argparse.Namespace, use_vae: bool) -> Tensor | None:
+    if not args.style:
+        return None
+    if not use_vae:
+        raise ValueError("--style needs a generator trained with use_vae=True; this one maps labels only")
+    encoder = load_encoder(args.encoder or args.checkpoint).to(args.device)
+    with torch.inference_mode():
+        mu, _ = encoder(load_rgb(args.style)[None].to(args.device) * 2 - 1)
+    return mu
+
+
 def run(args: argparse.Namespace) -> int:
     """Generate one image per label map; returns 0."""
     layout = None
@@ -111,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
     generator.to(args.device)
     if layout.use_instance and not args.instances:
         raise ValueError("this generator takes instance edges: pass --instances <folder of instance maps>")
+    style_z = _style_code(args, generator.use_vae)
     palette = load_palette(args.palette) if args.palette else None
     paths = _inputs(args.labels)
     out_dir = Path(args.out)
@@ -122,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
             instances = [load_label(_instance_for(p, args.instances)) for p in chunk] \
                 if layout.use_instance else None
             seg = preprocess(labels, instances, layout, generator.output_size).to(args.device)
-            fake = generator(seg, generator=rng)
+            z = style_z.expand(len(chunk), -1) if style_z is not None else None
+            fake = generator(seg, z, generator=rng)
             sizes = None if args.model_size else [tuple(m.shape) for m in labels]
             for path, image in zip(chunk, postprocess(fake, sizes)):
                 save_image(image, out_dir / f"{path.stem}.{args.ext}")
