@@ -14,6 +14,7 @@ import infer
 from models.data.semantic_datamodule import SemanticDataModule
 from models.lit.mask_to_image import MaskToImageModule
 from models.spade import SPADEGenerator
+from models.spade.checkpoint import load_generator
 from tests.data_files import write_ids
 
 TINY_MODEL = dict(ngf=8, ndf=8, num_D=1, n_layers_D=2, norm_G="batch", lambda_vgg=0.0, lpips=False)
@@ -170,3 +171,24 @@ def test_infer_from_official_generator_file(tmp_path: Path) -> None:
     assert [p.name for p in out.iterdir()] == ["mask_0.png"]
     with pytest.raises(ValueError, match="does not match the SPADEGenerator architecture"):
         infer.main([*args[:7], "--label-nc", "7", "--no-instance", "--crop-size", "32"])
+
+
+def test_ema_generator_tracks_the_weights_and_is_used_for_inference(tmp_path: Path) -> None:
+    pl.seed_everything(0)
+    dm = _data(num_train=16, num_val=4)
+    model = MaskToImageModule(**TINY_MODEL, ema_decay=0.5, ema_recalibrate_batches=2)
+    assert model.generator is None  # built at setup, from the DataModule's label layout
+    trainer = _trainer(tmp_path, max_epochs=1)
+    trainer.fit(model, datamodule=dm)
+    live = model.generator.state_dict()
+    ema = model.generator_ema.state_dict()
+    key = "conv_img.weight"
+    assert not torch.equal(live[key], ema[key])
+    assert model.inference_generator is model.generator_ema
+    # recalibrated running statistics come from the EMA weights, not copied from the live net
+    stat = "head_0.norm_0.param_free_norm.running_mean"
+    assert not torch.equal(live[stat], ema[stat])
+    ckpt = tmp_path / "ema.ckpt"
+    trainer.save_checkpoint(ckpt)
+    loaded, _ = load_generator(ckpt)
+    torch.testing.assert_close(loaded.state_dict()[key], ema[key])

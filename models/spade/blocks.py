@@ -57,7 +57,7 @@ class ModulatedResBlock(nn.Module):
     (``conv_0``, ``conv_1``, ``conv_s``, ``norm_0``, ``norm_1``, ``norm_s``), so with
     ``norm_layer=partial(condnorm.SPADE, label_nc=L, norm="syncbatch")`` the official SPADE state
     dicts load with ``strict=True``. Any conditional norm called as ``norm(x, *cond)`` fits
-    (CLADE, SEAN).
+    (CLADE, SEAN); ``norm_prefix="ace"`` gives SEAN's names (``ace_0``, ``ace_1``, ``ace_s``).
 
     Args:
         fin: input channels.
@@ -65,6 +65,7 @@ class ModulatedResBlock(nn.Module):
         norm_layer: ``norm_layer(C)`` builds a conditional norm for ``C`` channels; bind its other
             arguments (label count, device, dtype) with :func:`functools.partial`.
         spectral: spectral normalisation on the three convs (the official generator's default).
+        norm_prefix: the norms are named ``{norm_prefix}_0``, ``{norm_prefix}_1``, ``{norm_prefix}_s``.
         device: device of the convs.
         dtype: dtype of the convs.
 
@@ -88,21 +89,23 @@ class ModulatedResBlock(nn.Module):
         norm_layer: Callable[[int], nn.Module],
         *,
         spectral: bool = True,
+        norm_prefix: str = "norm",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         self.fin, self.fout = fin, fout
+        self._norm_names = (f"{norm_prefix}_0", f"{norm_prefix}_1", f"{norm_prefix}_s")
         self.learned_shortcut = fin != fout
         fmiddle = min(fin, fout)
         self.conv_0 = maybe_spectral_norm(nn.Conv2d(fin, fmiddle, 3, padding=1, **dd), spectral)
         self.conv_1 = maybe_spectral_norm(nn.Conv2d(fmiddle, fout, 3, padding=1, **dd), spectral)
-        self.norm_0 = norm_layer(fin)
-        self.norm_1 = norm_layer(fmiddle)
+        self.add_module(self._norm_names[0], norm_layer(fin))
+        self.add_module(self._norm_names[1], norm_layer(fmiddle))
         if self.learned_shortcut:
             self.conv_s = maybe_spectral_norm(nn.Conv2d(fin, fout, 1, bias=False, **dd), spectral)
-            self.norm_s = norm_layer(fin)
+            self.add_module(self._norm_names[2], norm_layer(fin))
 
     def convs(self) -> list[nn.Module]:
         """The block's own convolutions (not those inside the norms), e.g. for initialisation."""
@@ -110,9 +113,10 @@ class ModulatedResBlock(nn.Module):
 
     def forward(self, x: Tensor, *cond: Tensor) -> Tensor:
         """Residual update of ``x``; ``cond`` is passed to every norm."""
-        shortcut = self.conv_s(self.norm_s(x, *cond)) if self.learned_shortcut else x
-        dx = self.conv_0(F.leaky_relu(self.norm_0(x, *cond), 0.2))
-        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, *cond), 0.2))
+        norm_0, norm_1, norm_s = (getattr(self, name, None) for name in self._norm_names)
+        shortcut = self.conv_s(norm_s(x, *cond)) if self.learned_shortcut else x
+        dx = self.conv_0(F.leaky_relu(norm_0(x, *cond), 0.2))
+        dx = self.conv_1(F.leaky_relu(norm_1(dx, *cond), 0.2))
         return shortcut + dx
 
     def extra_repr(self) -> str:

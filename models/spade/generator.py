@@ -63,6 +63,11 @@ class SPADEGenerator(nn.Module):
         norm_layer: overrides the conditional norm: ``norm_layer(C)`` must return a module called
             as ``norm(x, segmap)``; default ``partial(condnorm.SPADE, label_nc=semantic_nc,
             norm=norm, kernel_size=kernel_size)``.
+        block: overrides the residual blocks: ``block(name, fin, fout)`` builds block ``name``
+            (``head_0`` … ``up_4``), which is called as ``block(x, segmap, *cond)`` and has a
+            ``convs()`` method (see :class:`ModulatedResBlock`); default: a
+            :class:`ModulatedResBlock` with ``norm_layer``. Subclasses with extra conditions
+            (e.g. SEAN's style codes) pass them through :meth:`synthesize`.
         device: parameter device.
         dtype: parameter dtype.
 
@@ -93,6 +98,7 @@ class SPADEGenerator(nn.Module):
         spectral: bool = True,
         kernel_size: int = 3,
         norm_layer: Callable[[int], nn.Module] | None = None,
+        block: Callable[[str, int, int], nn.Module] | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -115,22 +121,24 @@ class SPADEGenerator(nn.Module):
         if norm_layer is None:
             norm_layer = functools.partial(condnorm.SPADE, label_nc=semantic_nc, norm=norm,
                                            kernel_size=kernel_size, **dd)
-        block = functools.partial(ModulatedResBlock, norm_layer=norm_layer, spectral=spectral, **dd)
+        if block is None:
+            def block(name: str, fin: int, fout: int) -> nn.Module:
+                return ModulatedResBlock(fin, fout, norm_layer, spectral=spectral, **dd)
         nf = ngf
         if use_vae:
             self.fc = nn.Linear(z_dim, 16 * nf * sh * sw, **dd)
         else:
             self.fc = nn.Conv2d(semantic_nc, 16 * nf, 3, padding=1, **dd)
-        self.head_0 = block(16 * nf, 16 * nf)
-        self.G_middle_0 = block(16 * nf, 16 * nf)
-        self.G_middle_1 = block(16 * nf, 16 * nf)
-        self.up_0 = block(16 * nf, 8 * nf)
-        self.up_1 = block(8 * nf, 4 * nf)
-        self.up_2 = block(4 * nf, 2 * nf)
-        self.up_3 = block(2 * nf, nf)
+        self.head_0 = block("head_0", 16 * nf, 16 * nf)
+        self.G_middle_0 = block("G_middle_0", 16 * nf, 16 * nf)
+        self.G_middle_1 = block("G_middle_1", 16 * nf, 16 * nf)
+        self.up_0 = block("up_0", 16 * nf, 8 * nf)
+        self.up_1 = block("up_1", 8 * nf, 4 * nf)
+        self.up_2 = block("up_2", 4 * nf, 2 * nf)
+        self.up_3 = block("up_3", 2 * nf, nf)
         final_nc = nf
         if num_upsampling_layers == "most":
-            self.up_4 = block(nf, nf // 2)
+            self.up_4 = block("up_4", nf, nf // 2)
             final_nc = nf // 2
         self.conv_img = nn.Conv2d(final_nc, 3, 3, padding=1, **dd)
         # (block name, upsample before it); fixed here so forward has no branches on options.
@@ -158,17 +166,19 @@ class SPADEGenerator(nn.Module):
         sh, sw = self.latent_size
         return [resize_segmap(segmap, (sh << k, sw << k)) for k in range(self.num_upsamplings + 1)]
 
-    def _check_inputs(self, segmap: Tensor, z: Tensor | None) -> None:
-        sizes = check_shape(segmap, ("N", "L", "H", "W"), "SPADEGenerator segmap", {"L": self.semantic_nc})
+    def _check_inputs(self, segmap: Tensor, z: Tensor | None) -> dict[str, int]:
+        name = type(self).__name__
+        sizes = check_shape(segmap, ("N", "L", "H", "W"), f"{name} segmap", {"L": self.semantic_nc})
         if (sizes["H"], sizes["W"]) != self.output_size:
             raise ValueError(
-                f"SPADEGenerator segmap: expected spatial size {self.output_size} (latent "
+                f"{name} segmap: expected spatial size {self.output_size} (latent "
                 f"{self.latent_size} × 2**{self.num_upsamplings}), got {(sizes['H'], sizes['W'])}; "
                 "resize the segmap (nearest) or build the generator with a matching crop_size/aspect_ratio")
         if z is not None:
             if not self.use_vae:
                 raise ValueError("SPADEGenerator: z is only used with use_vae=True")
             check_shape(z, ("N", "Z"), "SPADEGenerator z", {"N": sizes["N"], "Z": self.z_dim})
+        return sizes
 
     def forward(self, segmap: Tensor, z: Tensor | None = None, *,
                 generator: torch.Generator | None = None) -> Tensor:
@@ -193,10 +203,14 @@ class SPADEGenerator(nn.Module):
             x = self.fc(z).view(-1, self.latent_channels, sh, sw)
         else:
             x = self.fc(pyramid[0])
+        return self.synthesize(x, pyramid)
+
+    def synthesize(self, x: Tensor, pyramid: list[Tensor], *cond: Tensor | torch.Generator | None) -> Tensor:
+        """Run the blocks from the latent map ``x`` to the image; each gets its pyramid level and ``cond``."""
         level = 0
         for name, upsample in self._schedule:
             if upsample:
                 x = F.interpolate(x, scale_factor=2.0, mode="nearest")
                 level += 1
-            x = getattr(self, name)(x, pyramid[level])
+            x = getattr(self, name)(x, pyramid[level], *cond)
         return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
