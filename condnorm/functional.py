@@ -6,13 +6,15 @@ wrappers that hold parameters and call these functions.
 
 from __future__ import annotations
 
-from typing import Union
+import math
+from typing import Any, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
-from ._check import check_ids, check_shape
+from ._check import check_ids, check_shape, is_exporting
 
 __all__ = [
     "adain",
@@ -28,6 +30,107 @@ __all__ = [
 StyleSpec = Union[Tensor, tuple[Tensor, Tensor]]  # noqa: UP007 (runtime alias)
 
 
+def _moments(feat: Tensor, eps: float, unbiased: bool) -> tuple[Tensor, Tensor]:
+    """Mean and ``sqrt(var + eps)`` per sample and channel of ``(N, C, *)``, each ``(N, C, 1, ..., 1)``.
+
+    Two passes (mean, then the norm of the centred map): exact, and ~10× faster than
+    ``torch.var``'s Welford kernel on CPU.
+    """
+    flat = feat.reshape(feat.shape[0], feat.shape[1], -1)
+    n = flat.shape[-1]
+    if n - int(unbiased) <= 0:
+        raise ValueError(f"calc_mean_std: {n} spatial element(s) is too few for "
+                         f"{'unbiased' if unbiased else 'biased'} statistics")
+    mean = flat.mean(-1, keepdim=True)
+    sq = torch.linalg.vector_norm(flat - mean, dim=-1, keepdim=True).square()
+    std = (sq / (n - int(unbiased)) + eps).sqrt()
+    view = feat.shape[:2] + (1,) * (feat.dim() - 2)
+    return mean.view(view), std.view(view)
+
+
+def _channel_dot(a: Tensor, b: Tensor) -> Tensor:
+    """``Σ a·b`` per sample and channel of two ``(N, C, *)`` maps, as a batched matrix product."""
+    view = a.shape[:2] + (1,) * (a.dim() - 2)
+    n, c = view[:2]
+    rows, cols = a.reshape(n, c, 1, -1), b.reshape(n, c, -1, 1)
+    return torch.matmul(rows, cols).view(view)
+
+
+class _MeanStd(torch.autograd.Function):
+    r""":func:`_moments` with an analytic backward, one fused pass over the input.
+
+    .. math::
+        \frac{\partial L}{\partial x} = \frac{g_\mu}{n} + g_\sigma\,\frac{x - \mu}{\sigma (n - u)}
+    """
+
+    @staticmethod
+    def forward(ctx: Any, feat: Tensor, eps: float, unbiased: bool) -> tuple[Tensor, Tensor]:
+        mean, std = _moments(feat, eps, unbiased)
+        ctx.save_for_backward(feat, mean, std)
+        ctx.unbiased = unbiased
+        return mean, std
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, g_mean: Tensor | None, g_std: Tensor | None) -> tuple[Tensor | None, None, None]:
+        feat, mean, std = ctx.saved_tensors
+        n = math.prod(feat.shape[2:])
+        g_mean = torch.zeros_like(mean) if g_mean is None else g_mean
+        g_std = torch.zeros_like(std) if g_std is None else g_std
+        slope = g_std / (std * (n - int(ctx.unbiased)))
+        return torch.addcmul(g_mean / n - slope * mean, feat, slope), None, None
+
+
+def _adain_affine(c_mean: Tensor, c_std: Tensor, s_mean: Tensor, s_std: Tensor,
+                  alpha: float) -> tuple[Tensor, Tensor]:
+    """AdaIN as ``x * scale + shift`` per channel, with the ``α`` blend folded in."""
+    scale = s_std / c_std
+    shift = s_mean - c_mean * scale
+    if alpha != 1.0:
+        scale = alpha * scale + (1.0 - alpha)
+        shift = alpha * shift
+    return scale, shift
+
+
+class _AdaINContent(torch.autograd.Function):
+    r"""AdaIN of the content given the style's statistics, with an analytic backward.
+
+    Forward: the two statistics passes and one ``addcmul``. Backward: two reductions
+    (``Σg``, ``Σg·x``) and one per-channel affine combination of ``g`` and ``x``:
+
+    .. math::
+        \frac{\partial L}{\partial x} = s\,g + q\,x + r, \qquad
+        q = -\frac{\alpha\sigma_y\,\Sigma g\hat x}{\sigma_x^2 (n-u)}, \quad
+        r = -\frac{\alpha\sigma_y\,\Sigma g}{\sigma_x n} - \mu_x q
+
+    with ``s`` the forward scale, ``∂L/∂μ_y = α Σg`` and ``∂L/∂σ_y = α Σ g x̂``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, content: Tensor, s_mean: Tensor, s_std: Tensor, eps: float, unbiased: bool,
+                alpha: float) -> Tensor:
+        c_mean, c_std = _moments(content, eps, unbiased)
+        scale, shift = _adain_affine(c_mean, c_std, s_mean, s_std, alpha)
+        ctx.save_for_backward(content, c_mean, c_std, s_std)
+        ctx.unbiased, ctx.alpha = unbiased, alpha
+        return torch.addcmul(shift, content, scale)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        content, c_mean, c_std, s_std = ctx.saved_tensors
+        n, a = math.prod(content.shape[2:]), ctx.alpha
+        sum_g = grad.sum(tuple(range(2, grad.dim())), keepdim=True)
+        sum_g_xhat = (_channel_dot(grad, content) - c_mean * sum_g) / c_std
+        k = a * s_std
+        q = -k * sum_g_xhat / (c_std.square() * (n - int(ctx.unbiased)))
+        r = -k * sum_g / (c_std * n) - c_mean * q
+        grad_content = None
+        if ctx.needs_input_grad[0]:
+            grad_content = torch.addcmul(r, grad, k / c_std + (1.0 - a)).addcmul_(content, q)
+        return grad_content, a * sum_g, a * sum_g_xhat, None, None, None
+
+
 def calc_mean_std(feat: Tensor, eps: float = 1e-5, unbiased: bool = False) -> tuple[Tensor, Tensor]:
     r"""Per-sample, per-channel mean and standard deviation of a feature map.
 
@@ -37,7 +140,9 @@ def calc_mean_std(feat: Tensor, eps: float = 1e-5, unbiased: bool = False) -> tu
     with :math:`n = H W` and :math:`u = 1` when ``unbiased`` (the pytorch-AdaIN convention)
     else 0 (``instance_norm``'s convention). The statistics are computed in two passes
     (mean, then the norm of the centred map), which is exact and avoids ``torch.var``'s slow
-    CPU kernel.
+    CPU kernel. In eager mode the backward is analytic (one fused pass,
+    ``∂L/∂x = g_μ/n + g_σ (x − μ)/(σ (n − u))``; first-order only); while tracing, compiling or
+    exporting the same formula runs as plain operators, which compilers fuse and differentiate.
 
     Args:
         feat: feature map ``(N, C, *)`` with at least one spatial element (two if unbiased).
@@ -56,16 +161,9 @@ def calc_mean_std(feat: Tensor, eps: float = 1e-5, unbiased: bool = False) -> tu
     if feat.dim() < 3:
         raise ValueError(f"calc_mean_std: expected a feature map (N, C, H, W), got shape "
                          f"{tuple(feat.shape)}")
-    flat = feat.flatten(2)
-    n = flat.shape[-1]
-    if n - int(unbiased) <= 0:
-        raise ValueError(f"calc_mean_std: {n} spatial element(s) is too few for "
-                         f"{'unbiased' if unbiased else 'biased'} statistics")
-    mean = flat.mean(-1, keepdim=True)
-    sq = torch.linalg.vector_norm(flat - mean, dim=-1, keepdim=True).square()
-    std = (sq / (n - int(unbiased)) + eps).sqrt()
-    view = feat.shape[:2] + (1,) * (feat.dim() - 2)
-    return mean.view(view), std.view(view)
+    if is_exporting():
+        return _moments(feat, eps, unbiased)
+    return _MeanStd.apply(feat, eps, unbiased)
 
 
 def adain(
@@ -83,8 +181,13 @@ def adain(
         \qquad \mathrm{out} = \alpha\,\mathrm{AdaIN}(x, y) + (1 - \alpha)\,x
 
     The whole expression is folded into one per-channel affine map of ``content``
-    (``x * scale + shift``), so the content is read once to take its statistics and once
-    to write the result.
+    (``x * scale + shift``), so the content is read twice for its statistics (mean, then the
+    centred norm; never ``torch.var``, which is ~100× slower than ``mean`` on CPU) and once to
+    write the result. In eager mode a custom autograd function gives the analytic backward
+    (two reductions and one fused pass; first-order only). While tracing, compiling or
+    exporting (:func:`condnorm._check.is_exporting`), the same formula runs as plain operators,
+    which ``torch.compile`` fuses and differentiates itself and which TorchScript and ONNX
+    record as ordinary nodes.
 
     Args:
         content: content features ``(N, C, H, W)``.
@@ -115,13 +218,11 @@ def adain(
     else:
         check_shape(style, ("N", "C", "H'", "W'"), "adain style", sizes)
         s_mean, s_std = calc_mean_std(style, eps, unbiased)
-    c_mean, c_std = calc_mean_std(content, eps, unbiased)
-    scale = s_std / c_std
-    shift = s_mean - c_mean * scale
-    if alpha != 1.0:
-        scale = alpha * scale + (1.0 - alpha)
-        shift = alpha * shift
-    return torch.addcmul(shift, content, scale)
+    if is_exporting():
+        c_mean, c_std = _moments(content, eps, unbiased)
+        scale, shift = _adain_affine(c_mean, c_std, s_mean, s_std, alpha)
+        return torch.addcmul(shift, content, scale)
+    return _AdaINContent.apply(content, s_mean, s_std, eps, unbiased, alpha)
 
 
 def modulate(normalized: Tensor, gamma: Tensor, beta: Tensor, *, plain_gamma: bool = False) -> Tensor:

@@ -1,6 +1,7 @@
-"""Mask-to-image GAN training (SPADE, Park et al. 2019) as a LightningModule.
+"""Mask-to-image GAN training (SPADE, Park et al. 2019; CLADE; SEAN/RAIN) as a LightningModule.
 
-The module only composes: the networks come from ``models/spade``, the losses from
+The module only composes: the networks come from ``models/spade`` and ``models/sean`` (chosen
+by name through :mod:`models.generators`), the losses from
 ``models/losses.py`` and the label encoding from ``models/data``. One generator forward per
 step is reused (detached) for the discriminator step, as in the official trainer.
 """
@@ -18,9 +19,11 @@ from torch import Tensor, nn
 import condnorm
 from models.data.palette import colorize_labels
 from models.data.semantic_input import semantic_input
+from models.generators import generator_kind
 from models.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss, kld_loss
 from models.metrics import class_color_error, optional_fid, optional_lpips
-from models.spade import ConvEncoder, MultiscaleDiscriminator, SPADEGenerator
+from models.spade import ConvEncoder, MultiscaleDiscriminator
+from models.spade.checkpoint import generator_from_hparams
 from models.spade.encoder import reparameterize
 
 __all__ = ["MaskToImageModule"]
@@ -29,7 +32,11 @@ _DATA_KEYS = ("label_nc", "contain_dontcare_label", "use_instance", "crop_size",
 
 
 class MaskToImageModule(pl.LightningModule):
-    """Train a SPADE generator against a multiscale discriminator.
+    """Train a SPADE, CLADE or RAIN (SEAN) generator against a multiscale discriminator.
+
+    All three share the data, the discriminator and the losses. ``generator: rain`` trains
+    as SEAN does: the generator reconstructs the real image from the region style codes its
+    encoder pools from that same image (and is validated the same way).
 
     Architecture arguments left as ``None`` (``label_nc``, ``crop_size``, …) are read from the
     DataModule at ``setup`` and stored in the hyperparameters, so checkpoints rebuild the
@@ -41,10 +48,12 @@ class MaskToImageModule(pl.LightningModule):
         use_instance: append the instance-edge channel.
         crop_size: training width in pixels.
         aspect_ratio: width / height.
+        generator: ``spade`` | ``clade`` | ``rain`` (alias ``sean``), see :mod:`models.generators`.
         ngf: generator width (64 in the paper).
         z_dim: latent size for the VAE path.
+        style_dim: length of a region's style code (``rain`` only; 512 in SEAN).
         num_upsampling_layers: ``normal`` | ``more`` | ``most``.
-        norm_G: parameter-free norm inside SPADE (``syncbatch`` in the paper).
+        norm_G: parameter-free norm inside the conditional norms (``syncbatch`` in the paper).
         use_vae: train with the style encoder and KL loss.
         ndf: discriminator width.
         num_D: number of discriminator scales.
@@ -73,8 +82,10 @@ class MaskToImageModule(pl.LightningModule):
         use_instance: bool | None = None,
         crop_size: int | None = None,
         aspect_ratio: float | None = None,
+        generator: str = "spade",
         ngf: int = 64,
         z_dim: int = 256,
+        style_dim: int = 512,
         num_upsampling_layers: str = "normal",
         norm_G: str = "syncbatch",
         use_vae: bool = False,
@@ -97,6 +108,10 @@ class MaskToImageModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self._takes_style = generator_kind(generator)[1].takes_style
+        if self._takes_style and use_vae:
+            raise ValueError(f"MaskToImageModule: generator {generator!r} takes its style from region codes; "
+                             "use_vae applies to spade/clade only")
         self.automatic_optimization = False
         self.gan_loss = GANLoss(gan_mode)
         self.vgg_loss = VGGPerceptualLoss(weights=vgg_weights) if lambda_vgg > 0 else None
@@ -117,10 +132,11 @@ class MaskToImageModule(pl.LightningModule):
 
     def _build(self) -> None:
         h = self.hparams
-        self.generator = SPADEGenerator(
-            self.semantic_nc, ngf=h.ngf, z_dim=h.z_dim, crop_size=h.crop_size,
-            aspect_ratio=h.aspect_ratio, num_upsampling_layers=h.num_upsampling_layers,
-            use_vae=h.use_vae, norm=h.norm_G)
+        if self._takes_style and h.use_instance:
+            raise ValueError(f"MaskToImageModule: generator {h.generator!r} gives every input channel a "
+                             "style code, so it trains without instance edges (as SEAN); set "
+                             "data.init_args.no_instance: true")
+        self.generator = generator_from_hparams(h)
         self.discriminator = MultiscaleDiscriminator(self.semantic_nc + 3, num_D=h.num_D,
                                                      n_layers=h.n_layers_D, ndf=h.ndf)
         self.encoder = ConvEncoder(ngf=h.ngf, z_dim=h.z_dim) if h.use_vae else None
@@ -151,9 +167,13 @@ class MaskToImageModule(pl.LightningModule):
                               contain_dontcare_label=h.contain_dontcare_label,
                               use_instance=h.use_instance)
 
+    def _synthesize(self, net: nn.Module, seg: Tensor, real: Tensor) -> Tensor:
+        """RAIN reconstructs ``real`` from its own region codes; the others map the labels alone."""
+        return net(seg, style_image=real) if self._takes_style else net(seg)
+
     def _generate(self, seg: Tensor, real: Tensor | None, net: nn.Module) -> tuple[Tensor, Tensor | None]:
         if self.encoder is None or real is None:
-            return net(seg), None
+            return self._synthesize(net, seg, real), None
         mu, logvar = self.encoder(real)
         return net(seg, z=reparameterize(mu, logvar)), kld_loss(mu, logvar) * self.hparams.lambda_kld
 
@@ -251,9 +271,11 @@ class MaskToImageModule(pl.LightningModule):
         """Re-estimate the EMA generator's norm statistics; create the optional metrics."""
         if self.generator_ema is not None and self.hparams.ema_recalibrate_batches:
             loader = self.trainer.train_dataloader
-            batches = (self.encode_labels(self.transfer_batch_to_device(b, self.device, 0))
-                       for _, b in zip(range(self.hparams.ema_recalibrate_batches), loader))
-            condnorm.recalibrate(self.generator_ema, batches)
+            on_device = (self.transfer_batch_to_device(b, self.device, 0)
+                         for _, b in zip(range(self.hparams.ema_recalibrate_batches), loader))
+            batches = ((self.encode_labels(b), b["image"]) for b in on_device)
+            condnorm.recalibrate(self.generator_ema, batches,
+                                 forward=lambda net, b: self._synthesize(net, *b))
         if not hasattr(self, "_lpips"):
             self._lpips = optional_lpips() if self.hparams.lpips else None
             self._fid = optional_fid(self.hparams.fid_weights) if self.hparams.fid_weights else None
@@ -264,7 +286,7 @@ class MaskToImageModule(pl.LightningModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Fidelity of generated images to the held-out real ones."""
         seg, real = self.encode_labels(batch), batch["image"]
-        fake = self.inference_generator(seg)
+        fake = self._synthesize(self.inference_generator, seg, real)
         n = real.shape[0]
         metrics = {"val/l1": (fake - real).abs().mean(),
                    "val/class_color_error": class_color_error(fake, real, batch["label"],
@@ -284,6 +306,6 @@ class MaskToImageModule(pl.LightningModule):
 
     def sample_columns(self, batch: dict[str, Any]) -> list[Tensor]:
         """Colourised label │ generated │ real, each ``(N, 3, H, W)`` in [0, 1]."""
-        fake = self.inference_generator(self.encode_labels(batch))
+        fake = self._synthesize(self.inference_generator, self.encode_labels(batch), batch["image"])
         return [colorize_labels(batch["label"], self.num_label_ids), (fake + 1) / 2,
                 (batch["image"] + 1) / 2]

@@ -5,8 +5,11 @@ malicious pickle cannot run code:
 
 - a Lightning checkpoint written by ``train.py`` (``hyper_parameters`` + ``state_dict``;
   the EMA generator is preferred when present);
-- an official NVlabs/SPADE ``*_net_G.pth`` (a bare state dict): the label layout and
-  image size cannot be read from it and come from the caller.
+- an official NVlabs/SPADE or ZPdesu/SEAN ``*_net_G.pth`` (a bare state dict): the label
+  layout and image size cannot be read from it and come from the caller.
+
+The kind of generator (``spade``, ``clade``, ``rain``) comes from the Lightning checkpoint's
+``generator`` hyperparameter (``spade`` when absent) through :mod:`models.generators`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 import torch
 
 from models.data.semantic_input import semantic_nc as count_semantic_nc
+from models.generators import build_generator, generator_kind
 
 from .encoder import ConvEncoder
 from .generator import NUM_UPSAMPLINGS, SPADEGenerator
@@ -41,11 +45,16 @@ class LabelLayout:
 
 
 def generator_from_hparams(h: Mapping[str, Any]) -> SPADEGenerator:
-    """Build the generator that ``MaskToImageModule`` trains from its hyperparameters."""
+    """Build the generator that ``MaskToImageModule`` trains from its hyperparameters.
+
+    ``h["generator"]`` picks the kind (``spade`` when absent, as in older checkpoints); each
+    kind also reads the hyperparameters it lists in :data:`models.generators.GENERATORS`.
+    """
     layout = LabelLayout(h["label_nc"], h["contain_dontcare_label"], h["use_instance"])
-    return SPADEGenerator(layout.semantic_nc, ngf=h["ngf"], z_dim=h["z_dim"], crop_size=h["crop_size"],
-                          aspect_ratio=h["aspect_ratio"], num_upsampling_layers=h["num_upsampling_layers"],
-                          use_vae=h["use_vae"], norm=h["norm_G"])
+    name, kind = generator_kind(h.get("generator", "spade"))
+    return build_generator(name, layout.semantic_nc, ngf=h["ngf"], crop_size=h["crop_size"],
+                           aspect_ratio=h["aspect_ratio"], num_upsampling_layers=h["num_upsampling_layers"],
+                           norm=h["norm_G"], **{k: h[k] for k in kind.hparams})
 
 
 def _read(path: str | Path) -> dict[str, Any]:
@@ -82,6 +91,7 @@ def load_generator(
     aspect_ratio: float = 1.0,
     num_upsampling_layers: str | None = None,
     norm: str = "syncbatch",
+    kind: str = "spade",
 ) -> tuple[SPADEGenerator, LabelLayout]:
     """Load a generator from a Lightning checkpoint or an official ``*_net_G.pth``.
 
@@ -94,6 +104,8 @@ def load_generator(
         num_upsampling_layers: for an official file; ``None`` guesses ``most`` from the keys
             and ``normal`` otherwise (``more`` cannot be told from the keys).
         norm: parameter-free norm for an official file.
+        kind: what an official file holds: ``"spade"`` (NVlabs/SPADE) or ``"rain"`` (ZPdesu/SEAN);
+            Lightning checkpoints record their kind.
 
     Returns:
         The generator in eval mode and its label layout.
@@ -121,10 +133,18 @@ def load_generator(
             raise ValueError(f"num_upsampling_layers must be one of {list(NUM_UPSAMPLINGS)}, got {ups!r}")
         # conv_img maps the last block's width (ngf, or ngf/2 with "most") to RGB.
         ngf = state["conv_img.weight"].shape[1] * (2 if ups == "most" else 1)
-        use_vae = state["fc.weight"].dim() == 2  # Linear from z instead of a conv on the segmap
-        generator = SPADEGenerator(layout.semantic_nc, ngf=ngf, crop_size=crop_size,
-                                   aspect_ratio=aspect_ratio, num_upsampling_layers=ups,
-                                   use_vae=use_vae, norm=norm)
+        shared = dict(ngf=ngf, crop_size=crop_size, aspect_ratio=aspect_ratio, num_upsampling_layers=ups,
+                      norm=norm)
+        name = generator_kind(kind)[0]
+        if name == "rain":
+            style_dim = state["Zencoder.model.14.weight"].shape[0]  # the encoder's last conv
+            generator = build_generator(name, layout.semantic_nc, style_dim=style_dim, **shared)
+        elif name == "spade":
+            use_vae = state["fc.weight"].dim() == 2  # Linear from z instead of a conv on the segmap
+            generator = build_generator(name, layout.semantic_nc, use_vae=use_vae, **shared)
+        else:
+            raise ValueError(f"{path}: official {name} files are not supported (their parameter names "
+                             "differ); load a Lightning checkpoint of this project")
     _load_strict(generator, state, path)
     return generator.eval(), layout
 

@@ -18,10 +18,12 @@ from tqdm import tqdm
 from models.data.io import IMAGE_EXTENSIONS, list_images, load_label, load_rgb, save_image
 from models.data.palette import load_palette
 from models.data.semantic_input import semantic_input
+from models.sean.generator import SEANGenerator
 
 from .checkpoint import LabelLayout, load_encoder, load_generator
+from .generator import SPADEGenerator
 
-__all__ = ["add_arguments", "postprocess", "preprocess", "run"]
+__all__ = ["add_arguments", "add_official_arguments", "load_from_args", "postprocess", "preprocess", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ext", default="png", help="output image format")
     parser.add_argument("--model-size", action="store_true",
                         help="keep the generator's output size instead of resizing to each label map's size")
+    add_official_arguments(parser)
+
+
+def add_official_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options that describe an official ``*_net_G.pth`` (it does not record them)."""
     official = parser.add_argument_group("official checkpoints (the .pth does not record these)")
     official.add_argument("--label-nc", type=int)
     official.add_argument("--contain-dontcare-label", action="store_true")
@@ -114,15 +121,23 @@ def _style_code(args: argparse.Namespace, use_vae: bool) -> Tensor | None:
     return mu
 
 
-def run(args: argparse.Namespace) -> int:
-    """Generate one image per label map; returns 0."""
+def load_from_args(args: argparse.Namespace, kind: str = "spade") -> tuple[SPADEGenerator, LabelLayout]:
+    """:func:`load_generator` with the :func:`add_official_arguments` options; ``kind`` for official files."""
     layout = None
     if args.label_nc is not None:
         layout = LabelLayout(args.label_nc, args.contain_dontcare_label, not args.no_instance)
     generator, layout = load_generator(args.checkpoint, layout=layout, crop_size=args.crop_size,
                                        aspect_ratio=args.aspect_ratio,
-                                       num_upsampling_layers=args.num_upsampling_layers)
-    generator.to(args.device)
+                                       num_upsampling_layers=args.num_upsampling_layers, kind=kind)
+    return generator.to(args.device), layout
+
+
+def run(args: argparse.Namespace) -> int:
+    """Generate one image per label map; returns 0."""
+    generator, layout = load_from_args(args)
+    if isinstance(generator, SEANGenerator):
+        raise ValueError(f"{args.checkpoint} holds a RAIN (SEAN) generator, which needs region styles: "
+                         "use infer.py rain")
     if layout.use_instance and not args.instances:
         raise ValueError("this generator takes instance edges: pass --instances <folder of instance maps>")
     style_z = _style_code(args, generator.use_vae)

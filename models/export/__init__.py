@@ -1,0 +1,1 @@
+"""Export trained networks to ONNX, TorchScript, ``torch.export`` and safetensors, and run them."""

@@ -1,0 +1,269 @@
+"""What gets exported: each network as a graph with fixed tensor inputs, and its :class:`GraphSpec`.
+
+- **Layers**: every condnorm layer is exported as it is, ``layer(x, *conditions)``
+  (:func:`layer_spec`); batch and spatial sizes are dynamic.
+- **SPADE generator** (:func:`spade_generator_spec`): ``segmap → image``, or ``(segmap, z) →
+  image`` for a VAE generator (the runtime draws ``z``, as the PyTorch path does). The VAE
+  image encoder is a separate graph (:func:`spade_encoder_spec`, ``image → (mu, logvar)``), so
+  a deployment that samples ``z`` does not carry it. Only the batch is dynamic: the output
+  size is fixed by the generator's latent map, ``sw = crop_size // 2**n``,
+  ``sh = round(sw / aspect_ratio)``, output ``(sh·2**n, sw·2**n)`` (``n`` = 5, 6, 7 for
+  normal/more/most); label maps are resized to it by the shared pre-processing.
+- **Style transfer** (:class:`StyleTransferGraph`): ``(content, style, alpha) → image`` in
+  [0, 1], any content and style size (H, W ≥ 16): the content is reflect-padded to a multiple
+  of 8 and the output cropped back inside the graph, as in :meth:`StyleTransfer.transfer`.
+  The split form takes precomputed style statistics: :class:`StyleCodeGraph` (``style →
+  (mean, std)`` for AdaIN, ``style → code`` for AdaCoN) and :class:`StyleTransferFromCodeGraph`
+  (``(content, *code, alpha) → image``), so one style's encoding is reused across contents.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from condnorm.functional import calc_mean_std
+from models.adain.modulation import AdaINModulation
+from models.adain.style_transfer import StyleTransfer
+from models.spade import ConvEncoder, SPADEGenerator
+
+from .formats import GraphSpec
+from .prepare import prepare_for_export
+
+__all__ = [
+    "StyleCodeGraph",
+    "StyleTransferFromCodeGraph",
+    "StyleTransferGraph",
+    "layer_spec",
+    "spade_encoder_spec",
+    "spade_generator_spec",
+    "style_code_spec",
+    "style_transfer_spec",
+]
+
+_MULTIPLE = 8  # the style-transfer encoder downsamples by 8
+
+
+def _condition_dims(name: str, t: Tensor, x: Tensor) -> dict[int, str]:
+    """Dynamic dims of one condition: its batch, and its spatial size (shared with x's when equal)."""
+    dims = {0: "N"}
+    spatial = range(2, t.dim()) if t.dim() == 4 else range(1, 3) if t.dim() == 3 and not \
+        t.is_floating_point() else range(0)
+    for d, axis in zip(spatial, ("H", "W")):
+        same = t.shape[d] == x.shape[2 if axis == "H" else 3]
+        dims[d] = axis if same else f"{name}_{axis}"
+    return dims
+
+
+def layer_spec(layer: nn.Module, *inputs: Tensor) -> GraphSpec:
+    """The export spec of a condnorm layer called as ``layer(x, *conditions)``.
+
+    Inputs are named after ``forward``'s parameters. The batch is dynamic everywhere; so are
+    the spatial sizes of ``x`` and of every spatial condition (segmaps ``(N, L, H', W')``, id
+    maps ``(N, H', W')``, style maps, noise). A condition whose example size equals ``x``'s
+    shares its names (``H``, ``W``); otherwise it gets its own (``segmap_H``).
+
+    Give example segmaps at a size different from ``x``'s: the layers skip the (no-op) resize
+    when the sizes match, and the tracing exporters freeze that branch at the example.
+
+    Args:
+        layer: the layer, prepared (:func:`prepare_for_export`) by this function.
+        *inputs: example ``x`` and conditions.
+
+    Example:
+        >>> import condnorm
+        >>> spec = layer_spec(condnorm.SPADE(8, label_nc=3, hidden=8), torch.randn(2, 8, 4, 4),
+        ...                   torch.rand(2, 3, 8, 8))
+        >>> spec.input_names, dict(spec.dynamic["segmap"])
+        (('x', 'segmap'), {0: 'N', 2: 'segmap_H', 3: 'segmap_W'})
+    """
+    params = [p for p in inspect.signature(layer.forward).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(inputs) > len(params):
+        raise ValueError(f"layer_spec: {type(layer).__name__}.forward takes {len(params)} tensor(s), "
+                         f"got {len(inputs)}")
+    names = tuple(p.name for p in params[:len(inputs)])
+    x = inputs[0]
+    dynamic = {names[0]: {0: "N", 2: "H", 3: "W"}}
+    dynamic.update({n: _condition_dims(n, t, x) for n, t in zip(names[1:], inputs[1:])})
+    return GraphSpec(prepare_for_export(layer), tuple(inputs), names, ("out",), dynamic,
+                     {"out": {0: "N", 2: "H", 3: "W"}}, {"task": "layer", "layer": type(layer).__name__})
+
+
+class _Positional(nn.Module):
+    """Call a network with positional tensors only (the tracing exporter passes defaults otherwise)."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, *inputs: Tensor) -> Any:
+        return self.network(*inputs)
+
+
+def _random_segmap(n: int, channels: int, size: tuple[int, int], seed: int = 0) -> Tensor:
+    ids = torch.randint(channels, (n, *size), generator=torch.Generator().manual_seed(seed))
+    return F.one_hot(ids, channels).permute(0, 3, 1, 2).float()
+
+
+def spade_generator_spec(generator: SPADEGenerator, *, batch: int = 2,
+                         metadata: Mapping[str, Any] | None = None) -> GraphSpec:
+    """Export spec of a SPADE generator: ``segmap → image`` (``(segmap, z) → image`` with a VAE).
+
+    Args:
+        generator: the generator (or a module holding one; the EMA generator is preferred),
+            prepared by this function.
+        batch: example batch size (the batch is dynamic).
+        metadata: extra JSON-able entries for the file (the label layout, from the caller).
+
+    Example:
+        >>> spec = spade_generator_spec(SPADEGenerator(5, ngf=2, crop_size=32, norm="batch"))
+        >>> spec.input_names, spec.metadata["output_size"]
+        (('segmap',), [32, 32])
+    """
+    g = prepare_for_export(generator)
+    seg = _random_segmap(batch, g.semantic_nc, g.output_size)
+    inputs: tuple[Tensor, ...] = (seg,)
+    names: tuple[str, ...] = ("segmap",)
+    if g.use_vae:
+        inputs += (torch.randn(batch, g.z_dim, generator=torch.Generator().manual_seed(1)),)
+        names += ("z",)
+    info = {"task": "spade", "output_size": list(g.output_size), "semantic_nc": g.semantic_nc,
+            "use_vae": g.use_vae, "z_dim": g.z_dim, **(metadata or {})}
+    return GraphSpec(_Positional(g), inputs, names, ("image",), {n: {0: "N"} for n in names},
+                     {"image": {0: "N"}}, info)
+
+
+def spade_encoder_spec(encoder: ConvEncoder, *, batch: int = 2,
+                       metadata: Mapping[str, Any] | None = None) -> GraphSpec:
+    """Export spec of SPADE's VAE image encoder: ``image (N, 3, H, W) in [-1, 1] → (mu, logvar)``.
+
+    Batch and image size are dynamic (the encoder resizes to its ``input_size``).
+
+    Example:
+        >>> spec = spade_encoder_spec(ConvEncoder(ngf=2, z_dim=4, input_size=16))
+        >>> spec.output_names
+        ('mu', 'logvar')
+    """
+    enc = prepare_for_export(encoder)
+    side = enc.input_size + _MULTIPLE  # not the input size, so the resize is traced
+    image = torch.rand(batch, 3, side, side + 4, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    return GraphSpec(enc, (image,), ("image",), ("mu", "logvar"), {"image": {0: "N", 2: "H", 3: "W"}},
+                     {"mu": {0: "N"}, "logvar": {0: "N"}},
+                     {"task": "spade-encoder", "z_dim": enc.z_dim, **(metadata or {})})
+
+
+def _stylise(net: StyleTransfer, content: Tensor, target: Callable[[Tensor], Tensor], alpha: Tensor) -> Tensor:
+    """Pad → encode → modulate → blend with α → decode → crop → clamp (``StyleTransfer.transfer``'s core)."""
+    h, w = content.shape[-2], content.shape[-1]
+    padded = F.pad(content, (0, (_MULTIPLE - w % _MULTIPLE) % _MULTIPLE, 0,
+                             (_MULTIPLE - h % _MULTIPLE) % _MULTIPLE), mode="reflect")
+    feat = net.encoder.encode(padded)
+    return net.decoder(torch.lerp(feat, target(feat), alpha))[..., :h, :w].clamp(0, 1)
+
+
+class StyleTransferGraph(nn.Module):
+    """``(content, style, alpha) → image``: one style per content, both in [0, 1], any size ≥ 16.
+
+    Equals ``net.transfer(content, style, alpha=alpha)`` for a style batch equal to the
+    content's (expand a single style first).
+
+    Example:
+        >>> graph = StyleTransferGraph(StyleTransfer().eval())
+        >>> graph(torch.rand(1, 3, 20, 28), torch.rand(1, 3, 16, 16), torch.tensor(0.5)).shape
+        torch.Size([1, 3, 20, 28])
+    """
+
+    def __init__(self, net: StyleTransfer) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, content: Tensor, style: Tensor, alpha: Tensor) -> Tensor:
+        style_feat = self.net.encoder.encode(style)
+        return _stylise(self.net, content, lambda feat: self.net.modulation(feat, style_feat), alpha)
+
+
+class StyleCodeGraph(nn.Module):
+    """``style → code``: AdaIN's relu4_1 ``(mean, std)``, each ``(N, 512, 1, 1)``, or AdaCoN's ``(N, D)`` code.
+
+    Example:
+        >>> mean, std = StyleCodeGraph(StyleTransfer().eval())(torch.rand(1, 3, 16, 16))
+        >>> mean.shape
+        torch.Size([1, 512, 1, 1])
+    """
+
+    def __init__(self, net: StyleTransfer) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, style: Tensor) -> tuple[Tensor, ...]:
+        feat = self.net.encoder.encode(style)
+        m = self.net.modulation
+        if isinstance(m, AdaINModulation):
+            return calc_mean_std(feat, m.eps, m.unbiased)
+        return (m.style_encoder(feat),)
+
+
+class StyleTransferFromCodeGraph(nn.Module):
+    """``(content, *code, alpha) → image`` with the code of :class:`StyleCodeGraph`.
+
+    Interpolating codes (for AdaIN, the weighted means and deviations) mixes styles.
+    """
+
+    def __init__(self, net: StyleTransfer) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, content: Tensor, *code_and_alpha: Tensor) -> Tensor:
+        *code, alpha = code_and_alpha
+        m = self.net.modulation
+        if isinstance(m, AdaINModulation):
+            return _stylise(self.net, content, lambda feat: m(feat, tuple(code)), alpha)
+        return _stylise(self.net, content, lambda feat: m.adacon(feat, code[0]), alpha)
+
+
+def _style_examples(batch: int) -> tuple[Tensor, Tensor]:
+    g = torch.Generator().manual_seed(3)
+    return torch.rand(batch, 3, 44, 60, generator=g), torch.rand(batch, 3, 36, 28, generator=g)
+
+
+def style_transfer_spec(net: StyleTransfer, *, batch: int = 1,
+                        metadata: Mapping[str, Any] | None = None) -> GraphSpec:
+    """Export spec of :class:`StyleTransferGraph`: batch, content size and style size are dynamic.
+
+    Args:
+        net: the network (or a module holding it as ``net``), prepared by this function.
+        batch: example batch size.
+        metadata: extra JSON-able entries for the file.
+    """
+    net = prepare_for_export(net)
+    content, style = _style_examples(batch)
+    spatial = {0: "N", 2: "H", 3: "W"}
+    return GraphSpec(StyleTransferGraph(net), (content, style, torch.tensor(0.75)),
+                     ("content", "style", "alpha"), ("image",),
+                     {"content": spatial, "style": {0: "N", 2: "style_H", 3: "style_W"}},
+                     {"image": spatial}, {"task": "adain", **(metadata or {})})
+
+
+def style_code_spec(net: StyleTransfer, *, batch: int = 1) -> tuple[GraphSpec, GraphSpec]:
+    """Export specs of the split form: (:class:`StyleCodeGraph`, :class:`StyleTransferFromCodeGraph`)."""
+    net = prepare_for_export(net)
+    content, style = _style_examples(batch)
+    coder = StyleCodeGraph(net)
+    with torch.no_grad():
+        code = coder(style)
+    code_names = ("style_mean", "style_std") if len(code) == 2 else ("style_code",)
+    spatial = {0: "N", 2: "H", 3: "W"}
+    code_spec = GraphSpec(coder, (style,), ("style",), code_names, {"style": {0: "N", 2: "H", 3: "W"}},
+                          dict.fromkeys(code_names, {0: "N"}), {"task": "adain-style-code"})
+    transfer_spec = GraphSpec(
+        StyleTransferFromCodeGraph(net), (content, *code, torch.tensor(0.75)),
+        ("content", *code_names, "alpha"), ("image",),
+        {"content": spatial, **dict.fromkeys(code_names, {0: "N"})}, {"image": spatial},
+        {"task": "adain-from-code"})
+    return code_spec, transfer_spec

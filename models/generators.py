@@ -1,0 +1,73 @@
+"""The mask-to-image generators by name: one registry for training, checkpoints and inference.
+
+========  =====================================================  ==========================
+name      network                                                extra hyperparameters
+========  =====================================================  ==========================
+spade     :class:`models.spade.SPADEGenerator`                   ``z_dim``, ``use_vae``
+clade     :func:`models.spade.clade.clade_generator`             ``z_dim``, ``use_vae``
+rain      :class:`models.sean.SEANGenerator` (alias ``sean``)    ``style_dim``
+========  =====================================================  ==========================
+
+Every generator takes ``(semantic_nc, *, ngf, crop_size, aspect_ratio, num_upsampling_layers,
+norm)`` plus its extras. ``rain`` is called with the style (``style_image=`` or
+``style_codes=``); the others with the segmap only (and ``z`` for the VAE).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from models.sean import SEANGenerator
+from models.spade.clade import clade_generator
+from models.spade.generator import SPADEGenerator
+
+__all__ = ["GENERATORS", "GeneratorKind", "build_generator", "generator_kind"]
+
+
+@dataclass(frozen=True)
+class GeneratorKind:
+    """How to build one kind of generator."""
+
+    build: Callable[..., SPADEGenerator]
+    hparams: tuple[str, ...]  # the arguments it takes besides the shared ones
+    takes_style: bool = False  # called with style_image= / style_codes=
+
+
+GENERATORS: dict[str, GeneratorKind] = {
+    "spade": GeneratorKind(SPADEGenerator, ("z_dim", "use_vae")),
+    "clade": GeneratorKind(clade_generator, ("z_dim", "use_vae")),
+    "rain": GeneratorKind(SEANGenerator, ("style_dim",), takes_style=True),
+}
+_ALIASES = {"sean": "rain"}
+
+
+def generator_kind(name: str) -> tuple[str, GeneratorKind]:
+    """The canonical name and entry for ``name`` (case-insensitive; ``sean`` is ``rain``).
+
+    Raises:
+        ValueError: for an unknown name; the message lists the choices.
+
+    Example:
+        >>> generator_kind("SEAN")[0]
+        'rain'
+    """
+    key = str(name).lower()
+    key = _ALIASES.get(key, key)
+    if key not in GENERATORS:
+        raise ValueError(f"unknown generator {name!r}; choose one of {sorted(GENERATORS)} "
+                         f"(aliases: {_ALIASES})")
+    return key, GENERATORS[key]
+
+
+def build_generator(name: str, semantic_nc: int, **kwargs: Any) -> SPADEGenerator:
+    """Build the generator called ``name`` for ``semantic_nc`` input channels.
+
+    Example:
+        >>> import torch
+        >>> g = build_generator("clade", 5, ngf=4, crop_size=32, norm="batch")
+        >>> g(torch.rand(2, 5, 32, 32)).shape
+        torch.Size([2, 3, 32, 32])
+    """
+    return generator_kind(name)[1].build(semantic_nc, **kwargs)

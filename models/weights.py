@@ -1,0 +1,174 @@
+"""Weight and checkpoint files: read untrusted ones safely, load them strictly, write them atomically.
+
+Every weight or checkpoint file a user names (a checkpoint to resume or to run, published
+weights, a VGG state dict) is read by :func:`read_weights`: ``torch.load(weights_only=True)``,
+which unpickles tensors and plain containers only and refuses every other object (a pickle
+can name any function to call while loading), or ``safetensors`` for ``*.safetensors``.
+:func:`load_state_dict_checked` loads a state dict strictly and names every missing,
+unexpected and mis-shaped key. :func:`atomic_save` writes a file so that a crash at any
+moment leaves either the complete old file or the complete new one.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["WeightsFileError", "atomic_save", "load_state_dict_checked", "read_weights"]
+
+_MAX_LISTED = 8
+_TORCH_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation",
+                      "Re-running `torch.load`", "In PyTorch 2.6")
+
+
+class WeightsFileError(ValueError):
+    """A weight file was refused or could not be read; the message names the file and the fix."""
+
+
+def _reason(err: BaseException) -> str:
+    """The informative lines of torch's weights-only error (without its generic advice)."""
+    lines = [line.strip() for line in str(err).splitlines()]
+    kept = [line for line in lines if line and not line.startswith(_TORCH_BOILERPLATE)]
+    return " ".join(kept).removeprefix("WeightsUnpickler error: ") or type(err).__name__
+
+
+def read_weights(path: str | os.PathLike, *, map_location: Any = "cpu") -> Any:
+    """Read a weight or checkpoint file without running code from it.
+
+    ``*.safetensors`` files are read with safetensors; anything else with
+    ``torch.load(path, weights_only=True)``, which accepts tensors, numbers, strings and
+    lists / tuples / dicts of them (Lightning checkpoints of this project included).
+
+    Args:
+        path: the file.
+        map_location: where to put the tensors (``torch.load``'s argument; the CPU by default).
+
+    Returns:
+        The file's content (a state dict, or a checkpoint dictionary).
+
+    Raises:
+        FileNotFoundError: if ``path`` is not a file.
+        WeightsFileError: (a ``ValueError``) if the file holds other pickled objects (which could run
+            code), is empty, truncated or not a PyTorch / safetensors file.
+
+    Example:
+        >>> import tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "w.pth")
+        >>> torch.save({"weight": torch.ones(2)}, path)
+        >>> read_weights(path)["weight"]
+        tensor([1., 1.])
+        >>> with open(path, "wb") as f:
+        ...     _ = f.write(b"not a checkpoint")
+        >>> read_weights(path)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        models.weights.WeightsFileError: ...w.pth: refused to load (Unsupported operand 110). ...
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist; check the path")
+    if path.stat().st_size == 0:
+        raise WeightsFileError(f"{path}: the file is empty (0 bytes); it was not written completely, "
+                               "copy or download it again")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        device = map_location if isinstance(map_location, (str, torch.device)) else "cpu"
+        try:
+            return load_file(path, device=str(device))
+        except (SafetensorError, OSError) as err:
+            raise WeightsFileError(f"{path}: not a readable safetensors file ({err}); copy or download "
+                                   "it again") from err
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise WeightsFileError(
+            f"{path}: refused to load ({_reason(err)}). Weight files are read with "
+            "torch.load(weights_only=True), which accepts only tensors and plain containers because "
+            "any other pickled object can run code. If the file is damaged or not a PyTorch file, "
+            "obtain it again; if it holds objects you trust, re-save just its state_dict() or convert "
+            "it to .safetensors") from err
+    except (RuntimeError, EOFError, OSError) as err:
+        raise WeightsFileError(f"{path}: not a readable PyTorch file ({_reason(err)}); it is probably "
+                               "truncated (an interrupted write or download): obtain it again") from err
+
+
+def load_state_dict_checked(module: nn.Module, state: Mapping[str, Any], source: str | os.PathLike,
+                            *, hint: str = "") -> None:
+    """``module.load_state_dict(state, strict=True)`` with an error that names every mismatch.
+
+    Args:
+        module: the model to fill.
+        state: its state dict, as read from ``source``.
+        source: the file (or a description), named in the error.
+        hint: appended to the error: which settings decide the architecture.
+
+    Raises:
+        ValueError: listing missing keys, unexpected keys and ``key: file shape vs model shape``.
+
+    Example:
+        >>> net = nn.Linear(2, 3)
+        >>> load_state_dict_checked(net, {"weight": torch.zeros(3, 4), "bias": torch.zeros(3)}, "w.pth")
+        Traceback (most recent call last):
+        ...
+        ValueError: w.pth: does not fit Linear:
+          weight: file (3, 4) vs model (3, 2)
+    """
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+             for k in own if k in state and isinstance(state[k], Tensor)
+             and tuple(state[k].shape) != tuple(own[k].shape)]
+    problems = ([f"missing keys ({len(missing)}): {missing[:_MAX_LISTED]}"] if missing else []) + \
+               ([f"unexpected keys ({len(unexpected)}): {unexpected[:_MAX_LISTED]}"] if unexpected else []) + \
+               wrong[:_MAX_LISTED] + ([f"... and {len(wrong) - _MAX_LISTED} more shapes"]
+                                      if len(wrong) > _MAX_LISTED else [])
+    if problems:
+        raise ValueError(f"{source}: does not fit {type(module).__name__}:\n  " + "\n  ".join(problems)
+                         + (f"\n{hint}" if hint else ""))
+    module.load_state_dict(state, strict=True)
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to ``path`` so that a crash leaves the old file or the new one, never a part.
+
+    The bytes go to a hidden temporary file in the same folder, which is flushed and
+    ``fsync``-ed, then renamed over ``path`` (``os.replace``, atomic on POSIX and Windows), and
+    the folder is ``fsync``-ed so the rename survives a power cut. A kill during the write
+    leaves ``.{name}.*.tmp`` behind and ``path`` untouched.
+
+    Example:
+        >>> import tempfile, os
+        >>> path = atomic_save({"step": 3}, os.path.join(tempfile.mkdtemp(), "a", "last.ckpt"))
+        >>> torch.load(path, weights_only=True), sorted(os.listdir(path.parent))
+        ({'step': 3}, ['last.ckpt'])
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)  # umask applies
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if hasattr(os, "O_DIRECTORY"):  # POSIX: persist the rename itself
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    return path
