@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
 from .layouts import DATASET_MODES, SamplePaths, find_samples
 from .palette import load_palette
 from .semantic import PairedSemanticDataset
 from .semantic_input import semantic_nc
 from .shapes import SHAPES_LABEL_NC, ShapesDataset
+from .split_datamodule import SplitDataModule
 from .transforms import PairedTransform
 
 __all__ = ["MODE_DEFAULTS", "ModeDefaults", "SemanticDataModule"]
@@ -58,7 +58,7 @@ def _split(samples: list[SamplePaths], val_fraction: float, seed: int) -> tuple[
     return [samples[i] for i in train], [samples[i] for i in val]
 
 
-class SemanticDataModule(pl.LightningDataModule):
+class SemanticDataModule(SplitDataModule):
     """Label-map → image pairs from a SPADE dataset layout or the built-in shapes.
 
     Args:
@@ -199,19 +199,4 @@ class SemanticDataModule(pl.LightningDataModule):
                 if isinstance(dataset, PairedSemanticDataset):
                     dataset.validate()
         self.train_set, self.val_set = train, val
-
-    def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
-        workers = self.hparams.num_workers
-        return DataLoader(dataset, batch_size=self.hparams.batch_size, shuffle=train, num_workers=workers,
-                          drop_last=train and len(dataset) >= self.hparams.batch_size,
-                          persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
-
-    def train_dataloader(self) -> DataLoader:
-        if self.train_set is None:
-            raise RuntimeError("call setup('fit') before train_dataloader()")
-        return self._loader(self.train_set, train=True)
-
-    def val_dataloader(self) -> DataLoader | list:
-        """The validation loader, or an empty list (Lightning skips validation) when there is none."""
-        return self._loader(self.val_set, train=False) if self.val_set is not None else []
 

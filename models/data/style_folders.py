@@ -16,13 +16,13 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from .io import ImageReadError, list_images, load_rgb, save_image
+from .split_datamodule import SplitDataModule
 
 __all__ = ["ContentStyleDataModule", "ContentStylePairs", "make_synthetic_folders"]
 
@@ -112,7 +112,7 @@ def make_synthetic_folders(root: str | Path, *, num_content: int = 16, num_style
     return root / "content", root / "style"
 
 
-class ContentStyleDataModule(pl.LightningDataModule):
+class ContentStyleDataModule(SplitDataModule):
     """Content/style folders (recursive, any common image type) for style-transfer training.
 
     Args:
@@ -180,18 +180,3 @@ class ContentStyleDataModule(pl.LightningDataModule):
             val_style = list_images(hp.val_style_dir) if hp.val_style_dir else style
             self.val_set = ContentStylePairs(val_content, val_style, self._transform(False),
                                              length=min(hp.num_val, len(val_content)), random_style=False)
-
-    def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
-        workers = self.hparams.num_workers
-        return DataLoader(dataset, batch_size=self.hparams.batch_size, shuffle=train, num_workers=workers,
-                          drop_last=train and len(dataset) >= self.hparams.batch_size,
-                          persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
-
-    def train_dataloader(self) -> DataLoader:
-        if self.train_set is None:
-            raise RuntimeError("call setup('fit') before train_dataloader()")
-        return self._loader(self.train_set, train=True)
-
-    def val_dataloader(self) -> DataLoader | list:
-        """The validation loader, or an empty list (Lightning skips validation) when ``num_val=0``."""
-        return self._loader(self.val_set, train=False) if self.val_set is not None else []
