@@ -4,6 +4,7 @@ Examples:
     python infer.py spade --checkpoint runs/spade_shapes/last.ckpt --labels masks/ --out out/
     python infer.py rain --checkpoint runs/rain_shapes/last.ckpt --labels mask.png --style ref.png --out out/
     python infer.py adain --content photo.jpg --style painting.jpg --out out/
+    python infer.py export --checkpoint run.ckpt --task spade --format onnx --out spade.onnx
 
 Run ``python infer.py <task> --help`` for each task's options.
 """
@@ -19,6 +20,7 @@ TASKS = {
     "spade": ("models.spade.inference", "mask-to-image synthesis with a SPADE generator"),
     "rain": ("models.sean.inference", "mask-to-image synthesis with per-region styles (RAIN/SEAN)"),
     "adain": ("models.adain.inference", "AdaIN / AdaCoN style transfer on image pairs"),
+    "export": ("models.export.cli", "export a checkpoint to ONNX, TorchScript, torch.export or safetensors"),
 }
 
 

@@ -16,6 +16,7 @@ from .norm import NORM_KINDS, make_norm
 from .rain import RAIN, SEAN, RegionAdaptiveNorm2d
 from .self_conditioned import AttentiveNorm2d, InstanceEnhancementBatchNorm2d
 from .spade import SPADE, SpatiallyAdaptiveNorm2d
+from .sync_batchnorm import SyncBatchNorm2d
 
 __all__ = [
     "CBN",
@@ -36,6 +37,7 @@ __all__ = [
     "InstanceEnhancementBatchNorm2d",
     "RegionAdaptiveNorm2d",
     "SpatiallyAdaptiveNorm2d",
+    "SyncBatchNorm2d",
     "adain",
     "calc_mean_std",
     "convert",

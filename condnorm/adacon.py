@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._check import check_shape
+from ._check import check_finite, check_shape
 
 __all__ = ["AdaCoN", "AdaptiveConvNorm2d"]
 
@@ -35,6 +35,27 @@ def _dynamic_conv(x: Tensor, depthwise: Tensor, pointwise: Tensor, bias: Tensor,
     out = F.conv2d(flat, depthwise.reshape(n * c, 1, k, k), groups=n * c)
     out = F.conv2d(out, pointwise.reshape(n * c, c // groups, 1, 1), bias.reshape(n * c), groups=n * groups)
     return out.reshape(n, c, h, w)
+
+
+def _dynamic_conv_unfolded(x: Tensor, depthwise: Tensor, pointwise: Tensor, bias: Tensor,
+                           groups: int) -> Tensor:
+    """:func:`_dynamic_conv` without batch-sized conv groups: the form the ONNX exporters get.
+
+    ONNX's ``Conv`` takes ``group`` as a constant attribute, so folding the batch into the
+    channels would freeze the batch size. Here the depthwise conv is a sum of ``k²`` shifted
+    copies of the padded map and the grouped pointwise conv a batched matmul; the result
+    equals :func:`_dynamic_conv` up to float rounding.
+    """
+    n, c, h, w = x.shape
+    k = depthwise.shape[-1]
+    padded = F.pad(x, [k // 2] * 4, mode="reflect") if k > 1 else x
+    out = x.new_zeros(())
+    for i in range(k):
+        for j in range(k):
+            out = out + padded[:, :, i:i + h, j:j + w] * depthwise[:, :, i, j, None, None]
+    per = c // groups
+    out = torch.matmul(pointwise.reshape(n, groups, per, per), out.reshape(n, groups, per, h * w))
+    return out.reshape(n, c, h, w) + bias[:, :, None, None]
 
 
 class AdaptiveConvNorm2d(nn.Module):
@@ -143,6 +164,7 @@ class AdaptiveConvNorm2d(nn.Module):
         """Standardise ``x``, then apply the kernels predicted from ``style``."""
         sizes = check_shape(x, ("N", "C", "H", "W"), "AdaCoN x", {"C": self.num_features})
         check_shape(style, ("N", "D"), "AdaCoN style", {"N": sizes["N"], "D": self.style_dim})
+        check_finite(style, "AdaCoN style")
         reach = max(self.kernel_size, self.local_window or 1) // 2
         if reach >= min(sizes["H"], sizes["W"]):
             raise ValueError(f"AdaCoN x: spatial size {sizes['H']}x{sizes['W']} is too small for reflect "
@@ -151,7 +173,8 @@ class AdaptiveConvNorm2d(nn.Module):
             normalized = F.instance_norm(x, eps=self.eps)
         else:
             normalized = _local_standardize(x, self.local_window, self.eps)
-        return _dynamic_conv(normalized, *self.predict(style), self.groups)
+        conv = _dynamic_conv_unfolded if torch.onnx.is_in_onnx_export() else _dynamic_conv
+        return conv(normalized, *self.predict(style), self.groups)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, style_dim={self.style_dim}, kernel_size={self.kernel_size}, "

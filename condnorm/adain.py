@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from . import functional as CF
-from ._check import check_shape
+from ._check import check_finite, check_shape
 from .norm import NormSpec, make_norm
 
 __all__ = ["AdaIN", "AdaptiveInstanceNorm2d"]
@@ -120,6 +120,7 @@ class AdaptiveInstanceNorm2d(nn.Module):
         """Normalise ``x`` and modulate it with γ, β projected from ``style``."""
         sizes = check_shape(x, ("N", "C", "H", "W"), "AdaptiveInstanceNorm2d x", {"C": self.num_features})
         check_shape(style, ("N", "D"), "AdaptiveInstanceNorm2d style", {"N": sizes["N"], "D": self.style_dim})
+        check_finite(style, "AdaptiveInstanceNorm2d style")
         gamma, beta = self.affine(style)[:, :, None, None].chunk(2, dim=1)
         return CF.modulate(self.param_free_norm(x), gamma, beta, plain_gamma=self.plain_gamma)
 

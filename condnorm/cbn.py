@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from ._check import check_shape
+from ._check import check_finite, check_shape
 from .functional import mix_table, modulate
 from .norm import NormSpec, make_norm
 
@@ -122,6 +122,7 @@ class ConditionalBatchNorm2d(nn.Module):
     def affine_params(self, condition: Tensor, batch_size: int | None = None) -> tuple[Tensor, Tensor]:
         """Return ``(γ, β)``, each ``(N, C)``, for a condition (validated as in ``forward``)."""
         name = f"{type(self).__name__} condition"
+        check_finite(condition, name)  # (N, D) or (N, K): cheap; ids are skipped
         if self.cond_dim is not None:
             sizes = {"D": self.cond_dim} if batch_size is None else {"D": self.cond_dim, "N": batch_size}
             check_shape(condition, ("N", "D"), f"{name} vector", sizes)

@@ -14,6 +14,8 @@ from typing import Any, Union
 
 from torch import nn
 
+from .sync_batchnorm import SyncBatchNorm2d
+
 __all__ = ["NORM_KINDS", "NormSpec", "is_batch_statistics", "make_norm"]
 
 NormSpec = Union[str, Callable[..., nn.Module], None]  # noqa: UP007 (runtime alias)
@@ -24,7 +26,7 @@ def _batch(num_features: int, **kw: Any) -> nn.Module:
 
 
 def _syncbatch(num_features: int, **kw: Any) -> nn.Module:
-    return nn.SyncBatchNorm(num_features, affine=False, **kw)
+    return SyncBatchNorm2d(num_features, affine=False, **kw)
 
 
 def _instance(num_features: int, **kw: Any) -> nn.Module:
@@ -77,7 +79,7 @@ def make_norm(kind: NormSpec, num_features: int, **kw: Any) -> nn.Module:
     kind          module                                                     running stats
     ============  =========================================================  ==============
     ``batch``     ``BatchNorm2d(C, affine=False)``                           yes
-    ``syncbatch`` ``SyncBatchNorm(C, affine=False)`` (BatchNorm outside DDP)  yes
+    ``syncbatch`` ``SyncBatchNorm2d(C, affine=False)``, synced in DDP        yes
     ``instance``  ``InstanceNorm2d(C, affine=False)``                        no (opt-in)
     ``layer``     ``GroupNorm(1, C, affine=False)``: statistics over C, H, W  no
     ``group``     ``GroupNorm(G, C, affine=False)``, G = gcd(32, C) default   no

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ._check import check_shape
+from ._check import check_finite, check_shape
 from .functional import modulate, region_broadcast, resize_segmap
 from .norm import NormSpec, make_norm
 from .spade import SPADE
@@ -141,6 +141,7 @@ class RegionAdaptiveNorm2d(nn.Module):
         check_shape(segmap, ("N", "L", "H'", "W'"), "RAIN segmap", {"N": sizes["N"], "L": self.label_nc})
         check_shape(style_codes, ("N", "L", "D"), "RAIN style_codes",
                     {"N": sizes["N"], "L": self.label_nc, "D": self.style_dim})
+        check_finite(style_codes, "RAIN style_codes")
         if self.noise_var is not None:
             x = torch.addcmul(x, self._noise(x, noise), self.noise_var.view(1, -1, 1, 1))
         elif noise is not None:

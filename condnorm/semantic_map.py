@@ -18,7 +18,10 @@ from torch import Tensor
 from ._check import check_shape
 from .functional import labels_to_onehot, resize_segmap
 
-__all__ = ["SemanticMap", "label_conv2d"]
+__all__ = ["LabelWindows", "SemanticMap", "fold_binary_extra", "label_conv2d", "label_windows",
+           "window_conv"]
+
+_INT64_LIMIT = 2**63
 
 
 class SemanticMap(NamedTuple):
@@ -88,6 +91,20 @@ class SemanticMap(NamedTuple):
         return None
 
 
+def _tap_table(weight: Tensor) -> Tensor:
+    """The ``((1 + L)·k², C_out)`` table whose row ``(id + 1)·k² + tap`` is ``weight[:, id, tap]``.
+
+    The first ``k²`` rows are zero: id ``-1`` stands for "outside the map" (zero padding).
+    """
+    out_c, in_c, kh, kw = weight.shape
+    return F.pad(weight.permute(1, 2, 3, 0).reshape(in_c * kh * kw, out_c), (0, 0, kh * kw, 0))
+
+
+def _bags(window_ids: Tensor, taps: int) -> Tensor:
+    """Rows of :func:`_tap_table` for windows of ``id + 1`` values (0 outside), one bag per window."""
+    return window_ids * taps + torch.arange(taps, device=window_ids.device)
+
+
 def label_conv2d(labels: Tensor | SemanticMap, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     r"""Convolve the one-hot map of ``labels`` with ``weight`` ('same' zero padding), without building it.
 
@@ -96,9 +113,10 @@ def label_conv2d(labels: Tensor | SemanticMap, weight: Tensor, bias: Tensor | No
         \;\big(+\ \mathrm{conv}(\mathrm{extra}, W_{:, L-E:})\big)
 
     Pixels outside the map contribute nothing (zero padding). The window sums run as one
-    ``F.embedding_bag(mode="sum")`` over a ``(L·k², C_out)`` table of weight slices, so the weight's
+    ``F.embedding_bag(mode="sum")`` over the weight slices (:func:`_tap_table`), so the weight's
     gradient is a scatter-add; equal to ``F.conv2d(one_hot, weight, bias, padding=k // 2)`` up to
-    float rounding. The result is laid out channels-last in memory.
+    float rounding. It has static shapes (fit for tracing and compiling); the result is laid out
+    channels-last in memory.
 
     Args:
         labels: ``(N, H, W)`` integer ids in ``[0, L)``, or a :class:`SemanticMap` with ids in
@@ -118,15 +136,148 @@ def label_conv2d(labels: Tensor | SemanticMap, weight: Tensor, bias: Tensor | No
     ids, extra = (labels.ids, labels.extra) if isinstance(labels, SemanticMap) else (labels, None)
     out_c, in_c, kh, kw = weight.shape
     num_ids = in_c - (0 if extra is None else extra.shape[1])
-    taps = kh * kw
-    # Row id·k² + tap holds W[:, id, tap]; the k² zero rows after the last class stand for padding.
-    table = F.pad(weight[:, :num_ids].permute(1, 2, 3, 0).reshape(num_ids * taps, out_c), (0, 0, 0, taps))
-    padded = F.pad(ids.long(), (kw // 2, kw // 2, kh // 2, kh // 2), value=num_ids)
-    offsets = torch.arange(taps, device=ids.device).view(kh, kw)
-    bags = (padded.unfold(1, kh, 1).unfold(2, kw, 1) * taps + offsets).reshape(-1, taps)
-    out = F.embedding_bag(bags, table, mode="sum").view(*ids.shape, out_c).permute(0, 3, 1, 2)
+    padded = F.pad(ids.long() + 1, (kw // 2, kw // 2, kh // 2, kh // 2))
+    bags = _bags(padded.unfold(1, kh, 1).unfold(2, kw, 1).reshape(-1, kh * kw), kh * kw)
+    out = F.embedding_bag(bags, _tap_table(weight[:, :num_ids]), mode="sum")
+    out = out.view(*ids.shape, out_c).permute(0, 3, 1, 2)
     if bias is not None:
         out = out + bias.view(-1, 1, 1)
     if extra is not None:
         out = out + F.conv2d(extra.to(weight.dtype), weight[:, num_ids:], padding=(kh // 2, kw // 2))
     return out
+
+
+def window_conv(windows: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """The convolution of a one-hot map at the centre of each given window of ids.
+
+    Args:
+        windows: ``(V, kh·kw)`` each window's ``id + 1`` per tap, row-major, 0 outside the map
+            (:attr:`LabelWindows.windows`).
+        weight: ``(C_out, L, kh, kw)``.
+        bias: ``(C_out,)`` or ``None``.
+
+    Returns:
+        ``(V, C_out)``.
+
+    Example:
+        >>> w = torch.randn(4, 3, 3, 3)
+        >>> window_conv(torch.full((1, 9), 2), w).allclose(w[:, 1].sum((1, 2)))  # all taps class 1
+        True
+    """
+    out = F.embedding_bag(_bags(windows, weight.shape[-2] * weight.shape[-1]), _tap_table(weight), mode="sum")
+    return out if bias is None else out + bias
+
+
+def fold_binary_extra(labels: SemanticMap, weight: Tensor,
+                      max_extra: int = 4) -> tuple[Tensor, Tensor] | None:
+    """Absorb 0/1 extra channels into the ids, for a convolution of the map with ``weight``.
+
+    A pixel of class ``l`` with extra bits ``e_i`` becomes class ``l + L·Σ_i e_i 2^i`` of
+    ``L·2^E`` classes, whose weight is ``W_l + Σ_i e_i W_{L+i}``: convolving the one-hot map of the
+    new ids with the new weight equals convolving the original map with ``weight``.
+
+    Args:
+        labels: the map; its ids are in ``[0, L)``.
+        weight: ``(C_out, L + E, kh, kw)``.
+        max_extra: give up above this many extra channels (the class count doubles with each).
+
+    Returns:
+        ``(ids, weight)`` without extra channels, or ``None`` when an extra channel holds values
+        other than 0 and 1, or there are more than ``max_extra`` of them.
+
+    Example:
+        >>> sm = SemanticMap(torch.tensor([[[0, 1]]]), torch.tensor([[[[1.0, 0.0]]]]))
+        >>> ids, w = fold_binary_extra(sm, torch.randn(4, 3, 1, 1))
+        >>> ids.tolist(), tuple(w.shape)
+        ([[[2, 1]]], (4, 4, 1, 1))
+    """
+    if labels.extra is None:
+        return labels.ids.long(), weight
+    extra, num_extra = labels.extra, labels.num_extra
+    if num_extra > max_extra or not bool(((extra == 0) | (extra == 1)).all()):
+        return None
+    num_ids = weight.shape[1] - num_extra
+    powers = 2 ** torch.arange(num_extra, device=extra.device)
+    code = (extra.long() * powers.view(1, -1, 1, 1)).sum(1)
+    bits = ((torch.arange(2**num_extra, device=extra.device)[:, None] // powers) % 2).to(weight.dtype)
+    extra_sums = torch.einsum("ceyx,be->cbyx", weight[:, num_ids:], bits)  # (C_out, 2^E, kh, kw)
+    folded = (weight[:, None, :num_ids] + extra_sums[:, :, None]).flatten(1, 2)
+    return labels.ids.long() + num_ids * code, folded
+
+
+class LabelWindows(NamedTuple):
+    """The distinct label windows of a hard map, and the distinct arrangements of windows.
+
+    For a ``k×k`` kernel, the first convolution of the one-hot map depends at each pixel only on
+    the ``k×k`` window of ids around it, and a second ``k×k`` convolution on the result only on the
+    ``k×k`` arrangement of those windows, the ``(2k−1)²`` patch. Label maps are made of regions,
+    so a 256² map has a few thousand distinct patches: computing both convolutions once per
+    distinct window/patch and painting the results back is exact and cuts SPADE's FLOPs by the
+    ratio of pixels to patches.
+
+    Attributes:
+        windows: ``(V, k²)`` each distinct window's ``id + 1`` per tap (0 outside the map).
+        pixel_window: ``(N, H, W)`` the index in ``[0, V)`` of the window centred at each pixel.
+        patches: ``(U, k²)`` each distinct patch's ``window index + 1`` per tap (0 where that
+            window's centre is outside the map), or ``None`` if the keys would overflow int64.
+        pixel_patch: ``(N, H, W)`` the index in ``[0, U)`` of each pixel's patch, or ``None``.
+    """
+
+    windows: Tensor
+    pixel_window: Tensor
+    patches: Tensor | None
+    pixel_patch: Tensor | None
+
+
+def _powers(base: int, count: int, device: torch.device) -> Tensor:
+    return base ** torch.arange(count, device=device)
+
+
+def _distinct_windows(grid: Tensor, kh: int, kw: int) -> tuple[Tensor, Tensor] | None:
+    """Number the distinct ``kh×kw`` windows of a non-negative integer grid, zero-padded ('same').
+
+    Keys are exact: each row segment of ``kw`` values is a base-``(max + 1)`` number, numbered by
+    ``torch.unique``; each stack of ``kh`` segment numbers likewise. ``None`` if a key would not
+    fit in int64. Returns the window index per pixel and each window's values ``(V, kh·kw)``.
+    """
+    base = int(grid.max()) + 1
+    if base**kw >= _INT64_LIMIT:
+        return None
+    padded = F.pad(grid, (kw // 2, kw // 2, kh // 2, kh // 2))
+    seg_keys = (padded.unfold(2, kw, 1) * _powers(base, kw, grid.device)).sum(-1)
+    seg_values, segs = torch.unique(seg_keys, return_inverse=True)
+    count = seg_values.numel()
+    if count**kh >= _INT64_LIMIT:
+        return None
+    keys = (segs.unfold(1, kh, 1) * _powers(count, kh, grid.device)).sum(-1)
+    window_keys, inverse = torch.unique(keys, return_inverse=True)
+    rows = seg_values[(window_keys[:, None] // _powers(count, kh, grid.device)) % count]
+    values = (rows[..., None] // _powers(base, kw, grid.device)) % base
+    return inverse, values.flatten(1)
+
+
+def label_windows(ids: Tensor, kernel_size: int | tuple[int, int]) -> LabelWindows | None:
+    """Find the distinct windows and patches of an id map (see :class:`LabelWindows`).
+
+    Reads the data (``torch.unique``), so it is for eager code.
+
+    Args:
+        ids: ``(N, H, W)`` non-negative integer ids.
+        kernel_size: the convolutions' odd kernel size.
+
+    Returns:
+        The windows, or ``None`` if even the window keys would overflow int64.
+
+    Example:
+        >>> lw = label_windows(torch.zeros(1, 8, 8, dtype=torch.long), 3)
+        >>> lw.windows.shape[0], lw.patches.shape[0]  # 9 border cases of the window, 25 of the patch
+        (9, 25)
+    """
+    kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+    level1 = _distinct_windows(ids.long() + 1, kh, kw)
+    if level1 is None:
+        return None
+    pixel_window, windows = level1
+    level2 = _distinct_windows(pixel_window + 1, kh, kw)
+    pixel_patch, patches = (None, None) if level2 is None else level2
+    return LabelWindows(windows, pixel_window, patches, pixel_patch)

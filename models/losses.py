@@ -18,6 +18,7 @@ from torchvision.models import VGG19_Weights
 
 from condnorm import calc_mean_std
 from condnorm._check import check_shape
+from models.weights import read_weights
 
 __all__ = [
     "GAN_MODES",
@@ -247,7 +248,7 @@ def _resolve_state_dict(weights: VGGWeights) -> Mapping[str, Tensor] | None:
     if not path.is_file():
         raise FileNotFoundError(f"VGGPerceptualLoss: weights={str(weights)!r} is neither a file nor one "
                                 f"of {list(VGG19_Weights.__members__)}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return read_weights(path)
 
 
 def _features_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:

@@ -9,9 +9,12 @@ obtained the factories warn once and return ``None`` rather than failing a train
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+
+from models.weights import read_weights
 
 __all__ = ["class_color_error", "optional_fid", "optional_lpips"]
 
@@ -69,7 +72,14 @@ def optional_fid(weights_path: str | None = None, feature: int = 2048) -> nn.Mod
     Args:
         weights_path: a local copy of torch-fidelity's Inception weights (offline use).
         feature: Inception feature size (64, 192, 768 or 2048).
+
+    Raises:
+        ValueError: if ``weights_path`` holds pickled objects other than tensors: torch-fidelity
+            unpickles it with ``weights_only=False``, so the file is vetted with
+            :func:`models.weights.read_weights` first.
     """
+    if weights_path is not None and Path(weights_path).is_file():
+        read_weights(weights_path)
     try:
         from torchmetrics.image.fid import FrechetInceptionDistance
 

@@ -1,12 +1,11 @@
-"""Weight and checkpoint files: read untrusted ones safely, load them strictly, write them atomically.
+"""Weight and checkpoint files: read untrusted ones safely, write them atomically.
 
 Every weight or checkpoint file a user names (a checkpoint to resume or to run, published
 weights, a VGG state dict) is read by :func:`read_weights`: ``torch.load(weights_only=True)``,
 which unpickles tensors and plain containers only and refuses every other object (a pickle
 can name any function to call while loading), or ``safetensors`` for ``*.safetensors``.
-:func:`load_state_dict_checked` loads a state dict strictly and names every missing,
-unexpected and mis-shaped key. :func:`atomic_save` writes a file so that a crash at any
-moment leaves either the complete old file or the complete new one.
+:func:`atomic_save` writes a file so that a crash at any moment leaves either the complete
+old file or the complete new one.
 """
 
 from __future__ import annotations
@@ -14,16 +13,13 @@ from __future__ import annotations
 import os
 import pickle
 import secrets
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
 
-__all__ = ["WeightsFileError", "atomic_save", "load_state_dict_checked", "read_weights"]
+__all__ = ["WeightsFileError", "atomic_save", "read_weights"]
 
-_MAX_LISTED = 8
 _TORCH_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation",
                       "Re-running `torch.load`", "In PyTorch 2.6")
 
@@ -69,14 +65,14 @@ def read_weights(path: str | os.PathLike, *, map_location: Any = "cpu") -> Any:
         >>> read_weights(path)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        models.weights.WeightsFileError: ...w.pth: refused to load (Unsupported operand 110). ...
+        models.weights.WeightsFileError: ...w.pth: cannot be read: refused to unpickle it (Unsupported...
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} does not exist; check the path")
     if path.stat().st_size == 0:
-        raise WeightsFileError(f"{path}: the file is empty (0 bytes); it was not written completely, "
-                               "copy or download it again")
+        raise WeightsFileError(f"{path}: cannot be read: the file is empty (0 bytes), it was not written "
+                               "completely; copy or download it again")
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -85,57 +81,21 @@ def read_weights(path: str | os.PathLike, *, map_location: Any = "cpu") -> Any:
         try:
             return load_file(path, device=str(device))
         except (SafetensorError, OSError) as err:
-            raise WeightsFileError(f"{path}: not a readable safetensors file ({err}); copy or download "
-                                   "it again") from err
+            raise WeightsFileError(f"{path}: cannot be read as a safetensors file ({err}); copy or "
+                                   "download it again") from err
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         raise WeightsFileError(
-            f"{path}: refused to load ({_reason(err)}). Weight files are read with "
+            f"{path}: cannot be read: refused to unpickle it ({_reason(err)}). Weight files are read with "
             "torch.load(weights_only=True), which accepts only tensors and plain containers because "
             "any other pickled object can run code. If the file is damaged or not a PyTorch file, "
             "obtain it again; if it holds objects you trust, re-save just its state_dict() or convert "
             "it to .safetensors") from err
     except (RuntimeError, EOFError, OSError) as err:
-        raise WeightsFileError(f"{path}: not a readable PyTorch file ({_reason(err)}); it is probably "
-                               "truncated (an interrupted write or download): obtain it again") from err
-
-
-def load_state_dict_checked(module: nn.Module, state: Mapping[str, Any], source: str | os.PathLike,
-                            *, hint: str = "") -> None:
-    """``module.load_state_dict(state, strict=True)`` with an error that names every mismatch.
-
-    Args:
-        module: the model to fill.
-        state: its state dict, as read from ``source``.
-        source: the file (or a description), named in the error.
-        hint: appended to the error: which settings decide the architecture.
-
-    Raises:
-        ValueError: listing missing keys, unexpected keys and ``key: file shape vs model shape``.
-
-    Example:
-        >>> net = nn.Linear(2, 3)
-        >>> load_state_dict_checked(net, {"weight": torch.zeros(3, 4), "bias": torch.zeros(3)}, "w.pth")
-        Traceback (most recent call last):
-        ...
-        ValueError: w.pth: does not fit Linear:
-          weight: file (3, 4) vs model (3, 2)
-    """
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-             for k in own if k in state and isinstance(state[k], Tensor)
-             and tuple(state[k].shape) != tuple(own[k].shape)]
-    problems = ([f"missing keys ({len(missing)}): {missing[:_MAX_LISTED]}"] if missing else []) + \
-               ([f"unexpected keys ({len(unexpected)}): {unexpected[:_MAX_LISTED]}"] if unexpected else []) + \
-               wrong[:_MAX_LISTED] + ([f"... and {len(wrong) - _MAX_LISTED} more shapes"]
-                                      if len(wrong) > _MAX_LISTED else [])
-    if problems:
-        raise ValueError(f"{source}: does not fit {type(module).__name__}:\n  " + "\n  ".join(problems)
-                         + (f"\n{hint}" if hint else ""))
-    module.load_state_dict(state, strict=True)
+        raise WeightsFileError(f"{path}: cannot be read: not a complete PyTorch file ({_reason(err)}); "
+                               "it is probably truncated (an interrupted write or download): obtain it "
+                               "again") from err
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
@@ -155,7 +115,8 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)  # umask applies
+    # 0o666 minus the umask, like any new file (mkstemp would make it private).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)

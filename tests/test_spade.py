@@ -74,7 +74,7 @@ def test_gamma_beta_shapes() -> None:
         (torch.randn(2, 5, 8, 8), onehot(2, 3, 8, 8), r"SPADE x: .*dimension 'C' is 5, expected 4"),
         (torch.randn(2, 4, 8, 8), onehot(3, 3, 8, 8), r"SPADE segmap: .*dimension 'N' is 3, expected 2"),
         (torch.randn(2, 4, 8, 8), onehot(2, 5, 8, 8), r"SPADE segmap: .*dimension 'L' is 5, expected 3"),
-        (torch.randn(2, 4, 8, 8), torch.randint(3, (2, 8, 8)), r"SPADE segmap: expected a 4-d tensor"),
+        (torch.randn(2, 4, 8, 8), torch.rand(2, 8, 8), r"SPADE segmap: expected a 4-d tensor"),
     ],
 )
 def test_errors(x: Tensor, seg: Tensor, match: str) -> None:

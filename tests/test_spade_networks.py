@@ -187,7 +187,8 @@ def test_pyramid_equals_per_layer_resize(mode: str, crop: int, aspect: float, us
     g = randomize_(SPADEGenerator(5, ngf=4, z_dim=8, crop_size=crop, aspect_ratio=aspect,
                                   num_upsampling_layers=mode, use_vae=use_vae))
     reference = copy.deepcopy(g)  # both copies run in train mode from the same state
-    seg = onehot(2, 5, *g.output_size, seed=3)
+    # A soft map keeps the dense path (a one-hot map would run on ids: see test_fast_paths.py).
+    seg = torch.rand(2, 5, *g.output_size, generator=torch.Generator().manual_seed(3))
     z = torch.randn(2, 8) if use_vae else None
     expected = _per_layer_forward(reference, seg, z)
 

@@ -6,6 +6,7 @@ Examples:
     python infer.py adain --checkpoint runs/adain/.../last.ckpt --content a.jpg \\
         --style s1.jpg s2.jpg --style-weights 0.3 0.7
     python infer.py adain ... --content a.jpg --style fg.jpg bg.jpg --mask mask.png
+    python infer.py adain --onnx adain.onnx --content photos/ --style paintings/ --out out/
 
 Every content × style pair is written as ``{content}_stylized_{style}.{ext}``; with
 ``--style-weights`` each content gets one ``{content}_interpolation.{ext}`` mixing all styles,
@@ -26,11 +27,12 @@ from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
 from models.data.io import ImageReadError, list_images, load_rgb, save_image
+from models.export.runtime import OnnxStyleTransfer
 from models.lit.style_transfer import StyleTransferModule
 
 from .style_transfer import PRESERVE_COLOR, StyleTransfer
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "load_network", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--vgg", help="AdaIN's vgg_normalised.pth (with --decoder)")
     net.add_argument("--decoder", help="AdaIN's decoder.pth or decoder_iter_*.pth.tar (with --vgg)")
     net.add_argument("--checkpoint", help="a Lightning checkpoint of StyleTransferModule (not with --vgg)")
+    net.add_argument("--onnx", help="an exported model (infer.py export --task adain --format onnx), run "
+                                    "with onnxruntime; not with --checkpoint or --vgg/--decoder")
     net.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, …")
     net.add_argument("--bf16", action="store_true", help="run the convolutions in bfloat16 autocast")
 
@@ -76,7 +80,8 @@ def _load(path: Path, size: int, device: torch.device) -> Tensor:
     return image[None].to(device)
 
 
-def _network(args: argparse.Namespace, device: torch.device) -> StyleTransfer:
+def load_network(args: argparse.Namespace, device: torch.device) -> StyleTransfer:
+    """The PyTorch network of ``--checkpoint`` or ``--vgg``/``--decoder``, on ``device``, in eval mode."""
     if args.checkpoint:
         module = StyleTransferModule.load_from_checkpoint(args.checkpoint, map_location="cpu",
                                                           weights_only=True, encoder_weights=None,
@@ -102,11 +107,16 @@ def _jobs(args: argparse.Namespace, contents: list[Path],
 
 def _check(args: argparse.Namespace, styles: list[Path]) -> str | None:
     """An error message for inconsistent options, or None."""
+    if args.onnx and (args.checkpoint or args.vgg or args.decoder):
+        return "--onnx runs an exported model: give it alone, not with --checkpoint or --vgg/--decoder"
+    if args.onnx and (args.mask or args.style_weights or args.bf16):
+        return ("--mask, --style-weights and --bf16 need the PyTorch model (--checkpoint or "
+                "--vgg/--decoder); an exported graph takes one style per content")
     if args.checkpoint and (args.vgg or args.decoder):
         return "give either --checkpoint or --vgg/--decoder, not both"
-    if not args.checkpoint and not (args.vgg and args.decoder):
-        return ("give --vgg and --decoder (the published AdaIN weights) or --checkpoint (a model "
-                "trained with train.py)")
+    if not args.onnx and not args.checkpoint and not (args.vgg and args.decoder):
+        return ("give --vgg and --decoder (the published AdaIN weights), --checkpoint (a model "
+                "trained with train.py) or --onnx (an exported model)")
     if args.mask and len(styles) != 2:
         return f"--mask needs exactly two styles (foreground, background), got {len(styles)}"
     if args.mask and args.style_weights:
@@ -137,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     except ImageReadError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    net = _network(args, device)
+    net = OnnxStyleTransfer(args.onnx) if args.onnx else load_network(args, device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
     out_dir, ext = Path(args.out), args.ext.lstrip(".")
     failed, loaded = [], (None, None)

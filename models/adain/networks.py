@@ -17,6 +17,8 @@ from typing import Any, Union
 import torch
 from torch import Tensor, nn
 
+from models.weights import read_weights
+
 __all__ = [
     "ENCODER_DEPTH",
     "TORCHVISION_TO_OFFICIAL",
@@ -135,19 +137,15 @@ class AdaINDecoder(nn.Sequential):
 
 
 def load_weights_file(path: str | Path) -> dict[str, Tensor]:
-    """Read a plain state dict with ``torch.load(..., weights_only=True)`` on the CPU.
+    """Read a plain state dict on the CPU with :func:`models.weights.read_weights` (weights only).
 
     Raises:
         FileNotFoundError: if the file is missing.
-        ValueError: if the file is not a state dict of tensors (the message names the file).
+        ValueError: if the file is refused, unreadable or not a state dict of tensors (the message
+            names the file).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: cannot be read as a PyTorch state dict ({err})") from err
+    state = read_weights(path)
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):

@@ -30,7 +30,7 @@ from .networks import (
 )
 from .spatial import mask_to_regions
 
-__all__ = ["MODULATIONS", "PRESERVE_COLOR", "StyleTransfer"]
+__all__ = ["MODULATIONS", "PRESERVE_COLOR", "StyleTransfer", "color_postprocess", "color_preprocess"]
 
 MODULATIONS = ("adain", "adacon")
 PRESERVE_COLOR = ("coral", "luminance")
@@ -208,13 +208,7 @@ class StyleTransfer(nn.Module):
         if mask is not None and style_weights is not None:
             raise ValueError("use either mask (one style per region) or style_weights (a mixture), not both")
         weights = _normalise_weights(style_weights, len(styles)) if mask is None else None
-        chroma = None
-        if preserve_color == "coral":
-            styles = [coral(s, content) for s in styles]
-        elif preserve_color == "luminance":
-            styles = [match_luminance(s, content) for s in styles]
-            luminance, chroma = split_luminance(content)
-            content = luminance.expand(-1, 3, -1, -1)
+        content, styles, chroma = color_preprocess(content, styles, preserve_color)
         h, w = content.shape[-2:]
         padded = _pad_to_multiple(content, _MULTIPLE)
         feat = _for_statistics(self.encoder.encode(padded))
@@ -228,9 +222,36 @@ class StyleTransfer(nn.Module):
         else:
             target = sum(wt * self.modulation(feat, s) for wt, s in zip(weights, style_feats))
         out = self.decoder(torch.lerp(feat, target, alpha))[..., :h, :w]
-        if chroma is not None:
-            out = merge_luminance(split_luminance(out)[0], chroma.to(out.dtype))
-        return out.clamp(0, 1)
+        return color_postprocess(out, chroma)
+
+
+def color_preprocess(content: Tensor, styles: list[Tensor], preserve_color: bool | str | None
+                     ) -> tuple[Tensor, list[Tensor], Tensor | None]:
+    """Colour preservation before the network (shared by :meth:`StyleTransfer.transfer` and exported runs).
+
+    ``"coral"`` gives each style the content's colour statistics; ``"luminance"`` matches the
+    styles' luminance to the content's and feeds the content's luminance (as RGB), keeping its
+    chroma for :func:`color_postprocess`.
+
+    Returns:
+        ``(content, styles, chroma)``; ``chroma`` is None unless ``preserve_color="luminance"``.
+    """
+    if preserve_color == "coral":
+        return content, [coral(s, content) for s in styles], None
+    if preserve_color == "luminance":
+        luminance, chroma = split_luminance(content)
+        return luminance.expand(-1, 3, -1, -1), [match_luminance(s, content) for s in styles], chroma
+    return content, styles, None
+
+
+def color_postprocess(out: Tensor, chroma: Tensor | None) -> Tensor:
+    """The decoder's output → the image: the content's chroma back (luminance mode), clamped to [0, 1].
+
+    Shared by :meth:`StyleTransfer.transfer` and exported runs.
+    """
+    if chroma is not None:
+        out = merge_luminance(split_luminance(out)[0], chroma.to(out.dtype))
+    return out.clamp(0, 1)
 
 
 def _for_statistics(feat: Tensor) -> Tensor:

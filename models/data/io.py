@@ -6,6 +6,7 @@ PIL mode (RGBA, greyscale, palette, 16-bit) come back as RGB float tensors in [0
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from .palette import Palette, rgb_to_ids
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageReadError",
+    "image_size",
     "list_images",
     "load_label",
     "load_rgb",
@@ -56,13 +58,21 @@ def list_images(folder: str | Path, *, recursive: bool = True,
     return files
 
 
-def _open(path: Path) -> Image.Image:
+def _open(path: Path, *, load: bool = True) -> Image.Image:
+    """Open (and decode, with ``load``) an image; every failure names the file and the fix.
+
+    Images over ``PIL.Image.MAX_IMAGE_PIXELS`` are refused (PIL itself only warns up to twice
+    that size and decodes them), which the header reveals before any pixel is decoded.
+    """
     try:
-        img = Image.open(path)
-        img.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+            if load:
+                img.load()
     except FileNotFoundError:
         raise
-    except Image.DecompressionBombError as err:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise ImageReadError(f"{path}: image is too large to decode safely ({err}); "
                              "resize it or raise PIL.Image.MAX_IMAGE_PIXELS if you trust it") from err
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
@@ -70,6 +80,24 @@ def _open(path: Path) -> Image.Image:
         what = "is empty (0 bytes)" if size == 0 else f"is not a readable image ({err})"
         raise ImageReadError(f"{path}: {what}; re-export or remove the file") from err
     return img
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(H, W)`` of an image file from its header, without decoding the pixels.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ImageReadError: if the file is empty, not an image, or a decompression bomb.
+
+    Example:
+        >>> import tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "a.png")
+        >>> Image.new("RGB", (40, 30)).save(path)
+        >>> image_size(path)
+        (30, 40)
+    """
+    with _open(Path(path), load=False) as img:
+        return img.height, img.width
 
 
 def _to_array(img: Image.Image) -> np.ndarray:

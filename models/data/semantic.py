@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from .io import load_label, load_rgb
+from .io import image_size, load_label, load_rgb
 from .layouts import SamplePaths
 from .palette import Palette
 from .transforms import PairedTransform
@@ -124,16 +124,31 @@ class PairedSemanticDataset(Dataset):
                         contain_dontcare_label=self.contain_dontcare_label)
         return label
 
+    @staticmethod
+    def _check_sizes(sample: SamplePaths, image_hw: Sequence[int], label_hw: Sequence[int],
+                     instance_hw: Sequence[int] | None) -> None:
+        for hw, path in ((label_hw, sample.label), (instance_hw, sample.instance)):
+            if hw is not None and tuple(hw) != tuple(image_hw):
+                raise ValueError(f"{path}: size {tuple(hw)} differs from its image {sample.image} "
+                                 f"{tuple(image_hw)}; label and instance maps must match the image "
+                                 "(resize them with nearest-neighbour interpolation, or fix the pairing)")
+
     def validate(self, *, max_errors: int = 10, progress: bool = True) -> None:
-        """Read every label map; stop at ``max_errors`` bad files and raise listing them.
+        """Read every label map and the image (and instance map) headers; raise listing bad samples.
+
+        Stops at ``max_errors`` bad samples, so a bad file fails at setup rather than mid-epoch.
 
         Raises:
-            ValueError: one line per bad file (unreadable, colour mask, ids out of range).
+            ValueError: one line per bad sample (unreadable file, colour mask, ids out of range,
+                label or instance map of another size than its image).
         """
         errors = []
         for index in tqdm(range(len(self)), desc="checking label maps", disable=not progress):
+            sample = self.samples[index]
             try:
-                self.read_label(index)
+                label = self.read_label(index)
+                self._check_sizes(sample, image_size(sample.image), label.shape,
+                                  image_size(sample.instance) if self.use_instance else None)
             except ValueError as err:  # ImageReadError included
                 errors.append(str(err))
                 if len(errors) >= max_errors:
@@ -146,10 +161,8 @@ class PairedSemanticDataset(Dataset):
         sample = self.samples[index]
         image, label = load_rgb(sample.image), self.read_label(index)
         instance = load_label(sample.instance) if self.use_instance else None
-        for other, path in ((label, sample.label), (instance, sample.instance)):
-            if other is not None and other.shape != image.shape[-2:]:
-                raise ValueError(f"{path}: size {tuple(other.shape)} differs from its image {sample.image} "
-                                 f"{tuple(image.shape[-2:])}; label and instance maps must match the image")
+        self._check_sizes(sample, image.shape[-2:], label.shape,
+                          instance.shape if instance is not None else None)
         image, label, instance = self.transform(image, label, instance)
         item: dict[str, Tensor | str] = {"image": image * 2 - 1, "label": label, "name": sample.name}
         if instance is not None:

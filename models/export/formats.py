@@ -19,6 +19,7 @@ time: about 1.5 s per layer and 8–12 s for a tiny SPADE generator on 2 CPU cor
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import io
 import json
@@ -77,6 +78,9 @@ class GraphSpec:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # A wrapper is born in training mode, and the tracing ONNX exporter restores the mode it
+        # found on the whole tree afterwards: keep everything in eval mode.
+        self.module.eval()
         if len(self.inputs) != len(self.input_names):
             raise ValueError(f"GraphSpec: {len(self.inputs)} example input(s) but {len(self.input_names)} "
                              f"name(s) {list(self.input_names)}")
@@ -136,25 +140,35 @@ def onnx_bytes(spec: GraphSpec, *, dynamo: bool = True, opset: int = DEFAULT_OPS
     import onnx
 
     with torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+        # The choice of exporter is the caller's (dynamo=False asks for the legacy one knowingly).
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export")
+        warnings.filterwarnings("ignore", message="The feature will be removed", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         if dynamo:
-            program = torch.onnx.export(_exported_program(spec), (), dynamo=True, opset_version=opset,
+            # The module itself, not a torch.export program: layers see is_in_onnx_export() while
+            # traced (AdaCoN picks its ONNX-friendly form).
+            program = torch.onnx.export(spec.module, spec.inputs, dynamo=True, opset_version=opset,
+                                        dynamic_shapes=spec.dynamic_shapes(),
                                         input_names=list(spec.input_names),
                                         output_names=list(spec.output_names), verbose=False)
             _name_axes(program, spec)
             proto = program.model_proto
         else:
             buffer = io.BytesIO()
-            torch.onnx.export(spec.module, spec.inputs, buffer, dynamo=False, opset_version=opset,
-                              input_names=list(spec.input_names), output_names=list(spec.output_names),
-                              dynamic_axes={**spec.dynamic, **spec.output_dynamic})
+            # This exporter prints the whole TorchScript graph when it fails; its exception says enough.
+            with contextlib.redirect_stdout(io.StringIO()):
+                torch.onnx.export(spec.module, spec.inputs, buffer, dynamo=False, opset_version=opset,
+                                  verbose=False, input_names=list(spec.input_names),
+                                  output_names=list(spec.output_names),
+                                  dynamic_axes={**spec.dynamic, **spec.output_dynamic})
             proto = onnx.load_from_string(buffer.getvalue())
     onnx.helper.set_model_props(proto, {METADATA_KEY: spec.metadata_json()})
     return proto.SerializeToString()
 
 
-def export_onnx(spec: GraphSpec, path: str | Path, *, dynamo: bool = True, opset: int = DEFAULT_OPSET) -> Path:
+def export_onnx(spec: GraphSpec, path: str | Path, *, dynamo: bool = True,
+                opset: int = DEFAULT_OPSET) -> Path:
     """Write ``spec`` as one ``.onnx`` file (see :func:`onnx_bytes`); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

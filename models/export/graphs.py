@@ -9,9 +9,12 @@
   size is fixed by the generator's latent map, ``sw = crop_size // 2**n``,
   ``sh = round(sw / aspect_ratio)``, output ``(sh·2**n, sw·2**n)`` (``n`` = 5, 6, 7 for
   normal/more/most); label maps are resized to it by the shared pre-processing.
-- **Style transfer** (:class:`StyleTransferGraph`): ``(content, style, alpha) → image`` in
-  [0, 1], any content and style size (H, W ≥ 16): the content is reflect-padded to a multiple
-  of 8 and the output cropped back inside the graph, as in :meth:`StyleTransfer.transfer`.
+- **Style transfer** (:class:`StyleTransferGraph`): ``(content, style, alpha) → image``,
+  images in [0, 1], any content and style size (H, W ≥ 16): the content is reflect-padded to a
+  multiple of 8 and the output cropped back inside the graph, as in
+  :meth:`StyleTransfer.transfer`. The output is the decoder's, not yet clamped: the shared
+  post-processing (:func:`~models.adain.style_transfer.color_postprocess`) clamps it, after
+  putting the content's chroma back in luminance mode.
   The split form takes precomputed style statistics: :class:`StyleCodeGraph` (``style →
   (mean, std)`` for AdaIN, ``style → code`` for AdaCoN) and :class:`StyleTransferFromCodeGraph`
   (``(content, *code, alpha) → image``), so one style's encoding is reused across contents.
@@ -158,20 +161,21 @@ def spade_encoder_spec(encoder: ConvEncoder, *, batch: int = 2,
                      {"task": "spade-encoder", "z_dim": enc.z_dim, **(metadata or {})})
 
 
-def _stylise(net: StyleTransfer, content: Tensor, target: Callable[[Tensor], Tensor], alpha: Tensor) -> Tensor:
-    """Pad → encode → modulate → blend with α → decode → crop → clamp (``StyleTransfer.transfer``'s core)."""
+def _stylise(net: StyleTransfer, content: Tensor, target: Callable[[Tensor], Tensor],
+             alpha: Tensor) -> Tensor:
+    """Pad → encode → modulate → blend with α → decode → crop (``StyleTransfer.transfer``'s core)."""
     h, w = content.shape[-2], content.shape[-1]
     padded = F.pad(content, (0, (_MULTIPLE - w % _MULTIPLE) % _MULTIPLE, 0,
                              (_MULTIPLE - h % _MULTIPLE) % _MULTIPLE), mode="reflect")
     feat = net.encoder.encode(padded)
-    return net.decoder(torch.lerp(feat, target(feat), alpha))[..., :h, :w].clamp(0, 1)
+    return net.decoder(torch.lerp(feat, target(feat), alpha))[..., :h, :w]
 
 
 class StyleTransferGraph(nn.Module):
     """``(content, style, alpha) → image``: one style per content, both in [0, 1], any size ≥ 16.
 
-    Equals ``net.transfer(content, style, alpha=alpha)`` for a style batch equal to the
-    content's (expand a single style first).
+    Clamped to [0, 1], the output equals ``net.transfer(content, style, alpha=alpha)`` for a
+    style batch equal to the content's (expand a single style first).
 
     Example:
         >>> graph = StyleTransferGraph(StyleTransfer().eval())
@@ -189,7 +193,7 @@ class StyleTransferGraph(nn.Module):
 
 
 class StyleCodeGraph(nn.Module):
-    """``style → code``: AdaIN's relu4_1 ``(mean, std)``, each ``(N, 512, 1, 1)``, or AdaCoN's ``(N, D)`` code.
+    """``style → code``: AdaIN's relu4_1 ``(mean, std)``, each ``(N, 512, 1, 1)``; AdaCoN's ``(N, D)`` code.
 
     Example:
         >>> mean, std = StyleCodeGraph(StyleTransfer().eval())(torch.rand(1, 3, 16, 16))
@@ -232,7 +236,7 @@ def _style_examples(batch: int) -> tuple[Tensor, Tensor]:
     return torch.rand(batch, 3, 44, 60, generator=g), torch.rand(batch, 3, 36, 28, generator=g)
 
 
-def style_transfer_spec(net: StyleTransfer, *, batch: int = 1,
+def style_transfer_spec(net: StyleTransfer, *, batch: int = 2,
                         metadata: Mapping[str, Any] | None = None) -> GraphSpec:
     """Export spec of :class:`StyleTransferGraph`: batch, content size and style size are dynamic.
 
@@ -250,7 +254,7 @@ def style_transfer_spec(net: StyleTransfer, *, batch: int = 1,
                      {"image": spatial}, {"task": "adain", **(metadata or {})})
 
 
-def style_code_spec(net: StyleTransfer, *, batch: int = 1) -> tuple[GraphSpec, GraphSpec]:
+def style_code_spec(net: StyleTransfer, *, batch: int = 2) -> tuple[GraphSpec, GraphSpec]:
     """Export specs of the split form: (:class:`StyleCodeGraph`, :class:`StyleTransferFromCodeGraph`)."""
     net = prepare_for_export(net)
     content, style = _style_examples(batch)
@@ -260,10 +264,10 @@ def style_code_spec(net: StyleTransfer, *, batch: int = 1) -> tuple[GraphSpec, G
     code_names = ("style_mean", "style_std") if len(code) == 2 else ("style_code",)
     spatial = {0: "N", 2: "H", 3: "W"}
     code_spec = GraphSpec(coder, (style,), ("style",), code_names, {"style": {0: "N", 2: "H", 3: "W"}},
-                          dict.fromkeys(code_names, {0: "N"}), {"task": "adain-style-code"})
+                          {n: {0: "N"} for n in code_names}, {"task": "adain-style-code"})
     transfer_spec = GraphSpec(
         StyleTransferFromCodeGraph(net), (content, *code, torch.tensor(0.75)),
         ("content", *code_names, "alpha"), ("image",),
-        {"content": spatial, **dict.fromkeys(code_names, {0: "N"})}, {"image": spatial},
+        {"content": spatial, **{n: {0: "N"} for n in code_names}}, {"image": spatial},
         {"task": "adain-from-code"})
     return code_spec, transfer_spec

@@ -13,10 +13,10 @@ import copy
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
-from torch.nn.utils.spectral_norm import SpectralNorm
+from torch.nn.utils.spectral_norm import SpectralNorm, SpectralNormLoadStateDictPreHook
 from torch.nn.utils.weight_norm import WeightNorm
 
-from condnorm import revert_sync_batchnorm
+import condnorm
 
 __all__ = ["fold_reparameterizations", "inference_network", "prepare_for_export"]
 
@@ -47,6 +47,7 @@ def fold_reparameterizations(model: nn.Module) -> nn.Module:
         for hook in list(module._forward_pre_hooks.values()):
             if isinstance(hook, SpectralNorm):
                 nn.utils.remove_spectral_norm(module, hook.name)
+                _drop_spectral_load_hook(module, hook.name)
             elif isinstance(hook, WeightNorm):
                 nn.utils.remove_weight_norm(module, hook.name)
         if parametrize.is_parametrized(module):
@@ -55,6 +56,20 @@ def fold_reparameterizations(model: nn.Module) -> nn.Module:
                 with torch.no_grad():
                     parametrize.remove_parametrizations(module, name, leave_parametrized=True)
     return model
+
+
+def _drop_spectral_load_hook(module: nn.Module, name: str) -> None:
+    """Remove the load hook that maps ``weight`` back to ``weight_orig``.
+
+    ``remove_spectral_norm`` looks for the bare hook, but ``Module`` stores it wrapped
+    (``_WrappedHook``), so it stays and would rename the folded ``weight`` on the next
+    ``load_state_dict``.
+    """
+    hooks = module._load_state_dict_pre_hooks
+    for key, hook in list(hooks.items()):
+        inner = getattr(hook, "hook", hook)
+        if isinstance(inner, SpectralNormLoadStateDictPreHook) and inner.fn.name == name:
+            del hooks[key]
 
 
 def inference_network(module: nn.Module) -> nn.Module:
@@ -77,12 +92,17 @@ def inference_network(module: nn.Module) -> nn.Module:
     return module
 
 
+def _plain_batchnorm(bn: nn.BatchNorm2d) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
+
+
 def prepare_for_export(model: nn.Module, *, inplace: bool = False) -> nn.Module:
     """Return ``model`` in the form to export: eval mode, plain weights, plain BatchNorm.
 
     Steps: pick the inference network (:func:`inference_network`: the EMA generator when
-    present), copy it (unless ``inplace``), turn ``SyncBatchNorm`` into ``BatchNorm2d``
-    (:func:`condnorm.revert_sync_batchnorm`), switch to eval mode, fold spectral/weight norm into
+    present), copy it (unless ``inplace``), turn ``nn.SyncBatchNorm`` and
+    :class:`condnorm.SyncBatchNorm2d` into ``BatchNorm2d`` (statistics kept; see
+    :func:`condnorm.revert_sync_batchnorm`), switch to eval mode, fold spectral/weight norm into
     plain weights (:func:`fold_reparameterizations`) and freeze the parameters. The result
     computes exactly what the original computes in eval mode.
 
@@ -102,6 +122,7 @@ def prepare_for_export(model: nn.Module, *, inplace: bool = False) -> nn.Module:
     network = inference_network(model)
     if not inplace:
         network = copy.deepcopy(network)
-    network = revert_sync_batchnorm(network).eval()
+    network = condnorm.revert_sync_batchnorm(network)
+    network = condnorm.convert(network, condnorm.SyncBatchNorm2d, _plain_batchnorm).eval()
     fold_reparameterizations(network)
     return network.requires_grad_(False)

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities.seed import isolate_rng
 from torch import Tensor
 
 from models.data.io import save_grid
@@ -28,6 +29,8 @@ class SampleGrids(pl.Callback):
     The grid is made from the first validation batch (or the first training batch when there
     is no validation data), fixed for the whole run so the grids are comparable over time.
     PNGs go to ``<log_dir>/samples/step_XXXXXX.png``; loggers with ``log_image`` also get them.
+    Drawing the batch and the samples leaves the random state untouched (``isolate_rng``), so
+    adding or removing grids does not change the training run.
 
     Args:
         every_n_steps: interval in optimiser steps; 0 disables the periodic grids.
@@ -47,21 +50,25 @@ class SampleGrids(pl.Callback):
             loaders = trainer.val_dataloaders
             if loaders is not None:
                 loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
-                self._batch = next(iter(loader))
+                with isolate_rng():
+                    self._batch = next(iter(loader))
         return self._batch
 
     def _save(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any) -> None:
         step = trainer.global_step
-        if step == self._last_step or not trainer.is_global_zero:
+        if step == self._last_step:
             return
         self._last_step = step
+        # log_dir broadcasts from rank 0 under DDP: every rank must ask, before the others return.
+        out_dir = Path(trainer.log_dir or trainer.default_root_dir) / "samples"
+        if not trainer.is_global_zero:
+            return
         batch = pl_module.transfer_batch_to_device(_head(batch, self.max_samples), pl_module.device, 0)
         was_training = pl_module.training
         pl_module.eval()
-        with torch.no_grad():
+        with torch.no_grad(), isolate_rng():
             columns = pl_module.sample_columns(batch)  # type: ignore[operator]
         pl_module.train(was_training)
-        out_dir = Path(trainer.log_dir or trainer.default_root_dir) / "samples"
         path = save_grid(columns, out_dir / f"step_{step:06d}.png")
         for logger in trainer.loggers:
             if hasattr(logger, "log_image"):

@@ -15,7 +15,7 @@ Every config in ``configs/`` sets
   the previous checkpoint intact; it reads checkpoints with ``torch.load(weights_only=True)``
   (:func:`models.weights.read_weights`), so resuming from a file cannot run code from it.
 - :class:`RNGState` stores the random generators' states in each checkpoint and restores them
-  when training resumes, so a run resumed from an epoch-end checkpoint draws the same shuffles,
+  when training resumes from one, so a run resumed from an epoch-end checkpoint draws the same shuffles,
   crops and noise as an uninterrupted one (bit-identical on the CPU with ``deterministic: true``).
 - :func:`stop_if_not_finite` stops training with a ``FloatingPointError`` naming the loss and
   the step before a NaN/Inf reaches the weights; no checkpoint is written after it.
@@ -57,7 +57,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         {'global_step': 4}
     """
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
+                        storage_options: Any | None = None) -> None:
         """Write ``checkpoint`` to ``path`` atomically (local files)."""
         if storage_options is not None or not isinstance(get_filesystem(path), LocalFileSystem):
             super().save_checkpoint(checkpoint, path, storage_options)
@@ -84,8 +85,9 @@ class RNGState(pl.Callback):
     Lightning checkpoints hold the weights, optimizers and loop counters but not the random
     generators, so a resumed run would shuffle, crop and sample differently from the run it
     continues. This callback saves the generators' states with every checkpoint and puts them
-    back when training starts from one (after the sanity check, before the first resumed epoch).
-    Under DDP every rank starts from rank 0's saved state, as every rank starts from the same
+    back when Lightning restores the callbacks from one, before the training loop creates its
+    first data iterator (the sanity check in between runs with isolated random state). Under
+    DDP every rank restores rank 0's saved state, as every rank starts from the same
     ``seed_everything`` seed.
 
     Example:
@@ -93,13 +95,9 @@ class RNGState(pl.Callback):
         >>> state = cb.state_dict()
         >>> first = torch.rand(3)
         >>> cb.load_state_dict(state)
-        >>> cb.on_train_start(None, None)
         >>> torch.equal(torch.rand(3), first)
         True
     """
-
-    def __init__(self) -> None:
-        self._pending: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
         """The current states (called when a checkpoint is written)."""
@@ -107,21 +105,15 @@ class RNGState(pl.Callback):
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Remember the saved states; they are applied in :meth:`on_train_start`."""
-        self._pending = state_dict
-
-    def on_train_start(self, trainer: pl.Trainer | None, pl_module: pl.LightningModule | None) -> None:
-        """Restore the states of the checkpoint training resumes from (if any)."""
-        state, self._pending = self._pending, None
-        if state is None:
-            return
-        random.setstate(state["python"])
-        np_state = state["numpy"]
+        """Restore the states saved in the checkpoint training resumes from."""
+        random.setstate(state_dict["python"])
+        np_state = state_dict["numpy"]
         np.random.set_state((np_state["kind"], np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
                              np_state["has_gauss"], np_state["cached_gaussian"]))
-        torch.set_rng_state(state["torch"])
-        if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(state["cuda"])
+        torch.set_rng_state(state_dict["torch"])
+        cuda = state_dict["cuda"]
+        if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
 
 
 def stop_if_not_finite(losses: Mapping[str, Tensor], step: int) -> None:

@@ -9,7 +9,6 @@ step is reused (detached) for the discriminator step, as in the official trainer
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any
 
 import pytorch_lightning as pl
@@ -20,6 +19,7 @@ import condnorm
 from models.data.palette import colorize_labels
 from models.data.semantic_input import semantic_input
 from models.generators import generator_kind
+from models.lit.crash_safety import stop_if_not_finite
 from models.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss, kld_loss
 from models.metrics import class_color_error, optional_fid, optional_lpips
 from models.spade import ConvEncoder, MultiscaleDiscriminator
@@ -66,6 +66,9 @@ class MaskToImageModule(pl.LightningModule):
         lr_g: generator learning rate (TTUR: 1e-4).
         lr_d: discriminator learning rate (TTUR: 4e-4).
         betas: Adam betas ((0, 0.9) per the authors).
+        accumulate_grad_batches: step G and D every k batches with the losses scaled by 1/k, an
+            effective batch of k × batch_size (the paper's 32 on small GPUs); the Trainer's flag of
+            that name does not apply to this manually optimised module.
         decay_epochs: the last epochs over which both LRs decay linearly to 0 (0 = constant).
         ema_decay: keep an exponential moving average of the generator (e.g. 0.999); ``None`` off.
         ema_recalibrate_batches: batches used to re-estimate the EMA generator's norm statistics
@@ -100,6 +103,7 @@ class MaskToImageModule(pl.LightningModule):
         lr_g: float = 1e-4,
         lr_d: float = 4e-4,
         betas: tuple[float, float] = (0.0, 0.9),
+        accumulate_grad_batches: int = 1,
         decay_epochs: int = 0,
         ema_decay: float | None = None,
         ema_recalibrate_batches: int = 0,
@@ -112,6 +116,9 @@ class MaskToImageModule(pl.LightningModule):
         if self._takes_style and use_vae:
             raise ValueError(f"MaskToImageModule: generator {generator!r} takes its style from region codes; "
                              "use_vae applies to spade/clade only")
+        if accumulate_grad_batches < 1:
+            raise ValueError(f"MaskToImageModule: accumulate_grad_batches must be >= 1, "
+                             f"got {accumulate_grad_batches}")
         self.automatic_optimization = False
         self.gan_loss = GANLoss(gan_mode)
         self.vgg_loss = VGGPerceptualLoss(weights=vgg_weights) if lambda_vgg > 0 else None
@@ -182,19 +189,18 @@ class MaskToImageModule(pl.LightningModule):
         n = fake.shape[0]
         return ([[f[:n] for f in scale] for scale in both], [[f[n:] for f in scale] for scale in both])
 
-    @staticmethod
-    def _check_finite(losses: dict[str, Tensor], step: int) -> None:
-        for name, value in losses.items():
-            if not math.isfinite(float(value.detach())):
-                raise FloatingPointError(
-                    f"{name} became {float(value.detach())} at step {step}; training stopped (the last "
-                    "checkpoint is intact). Lower the learning rates or use precision=32")
-
     # ----------------------------------------------------------------- training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """One generator step, then one discriminator step on the same (detached) fakes."""
+        """One generator step, then one discriminator step on the same (detached) fakes.
+
+        With ``accumulate_grad_batches = k`` the gradients of k batches add up (losses / k) and
+        both steps happen on every k-th batch (and the last of the epoch).
+        """
         h = self.hparams
         opt_g, opt_d = self.optimizers()
+        k = h.accumulate_grad_batches
+        first = batch_idx % k == 0
+        last = (batch_idx + 1) % k == 0 or batch_idx + 1 == self.trainer.num_training_batches
         seg, real = self.encode_labels(batch), batch["image"]
 
         with self.toggled_optimizer(opt_g):
@@ -208,20 +214,25 @@ class MaskToImageModule(pl.LightningModule):
             if kld is not None:
                 g["G/kld"] = kld
             loss_g = sum(g.values())
-            self._check_finite(g, self.global_step)
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(loss_g)
-            opt_g.step()
-        self._update_ema()
+            stop_if_not_finite(g, self.global_step)
+            if first:
+                opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(loss_g / k)
+            if last:
+                opt_g.step()
+        if last:
+            self._update_ema()
 
         with self.toggled_optimizer(opt_d):
             pred_fake, pred_real = self._discriminate(seg, fake.detach(), real)
             d = {"D/fake": self.gan_loss(pred_fake, False, for_discriminator=True),
                  "D/real": self.gan_loss(pred_real, True, for_discriminator=True)}
-            self._check_finite(d, self.global_step)
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(sum(d.values()))
-            opt_d.step()
+            stop_if_not_finite(d, self.global_step)
+            if first:
+                opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(sum(d.values()) / k)
+            if last:
+                opt_d.step()
 
         self.log_dict({**g, **d, "G/total": loss_g}, prog_bar=False, batch_size=real.shape[0])
         self.log("loss_g", loss_g, prog_bar=True, batch_size=real.shape[0])

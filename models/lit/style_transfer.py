@@ -16,6 +16,7 @@ from torch import Tensor
 
 from models.adain import StyleTransfer
 from models.adain.networks import torchvision_init_
+from models.lit.crash_safety import stop_if_not_finite
 from models.losses import content_loss, style_statistics_loss
 
 __all__ = ["StyleTransferModule"]
@@ -84,7 +85,9 @@ class StyleTransferModule(pl.LightningModule):
         return {"content": loss_c, "style": loss_s, "loss": total}
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """The total loss; a NaN/Inf loss stops training before the update (FloatingPointError)."""
         losses = self.losses(batch)
+        stop_if_not_finite(losses, self.global_step)
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True,
                       batch_size=batch["content"].shape[0])
         return losses["loss"]

@@ -6,6 +6,7 @@ import functools
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 import condnorm
@@ -204,7 +205,8 @@ class SEANGenerator(SPADEGenerator):
         Returns:
             The image ``(N, 3, H, W)`` in ``[-1, 1]``.
         """
-        sizes = self._check_inputs(segmap, None)
+        self._check_inputs(segmap, None)  # SPADEGenerator's checks: channels and spatial size
+        sizes = check_shape(segmap, ("N", "L", "H", "W"), "SEANGenerator segmap (a dense map)")
         if (style_image is None) == (style_codes is None):
             raise ValueError("SEANGenerator: pass exactly one of style_image= (encoded under segmap) or "
                              "style_codes= (N, label_nc, style_dim)")
@@ -215,4 +217,14 @@ class SEANGenerator(SPADEGenerator):
         check_shape(style_codes, ("N", "L", "D"), "SEANGenerator style_codes",
                     {"N": sizes["N"], "L": self.label_nc, "D": self.style_dim})
         pyramid = self.segmap_pyramid(segmap)
-        return self.synthesize(self.fc(pyramid[0]), pyramid, style_codes, noise)
+        x, level = self.fc(pyramid[0]), 0
+        for name, upsample in self._schedule:  # SPADEGenerator's schedule; every block gets the codes
+            if upsample:
+                x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+                level += 1
+            x = getattr(self, name)(x, pyramid[level], style_codes, noise)
+        return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
+
+    def norms(self) -> list[nn.Module]:
+        """The RAIN (and ``up_3``'s :class:`NoisySPADE`) layers of all blocks."""
+        return [m for b in self.blocks() for m in b.norms()]

@@ -111,6 +111,10 @@ class ModulatedResBlock(nn.Module):
         """The block's own convolutions (not those inside the norms), e.g. for initialisation."""
         return [self.conv_0, self.conv_1] + ([self.conv_s] if self.learned_shortcut else [])
 
+    def norms(self) -> list[nn.Module]:
+        """The block's conditional norms, whatever their prefix (``norm_*``, SEAN's ``ace_*``)."""
+        return [getattr(self, name) for name in self._norm_names if hasattr(self, name)]
+
     def forward(self, x: Tensor, *cond: Tensor) -> Tensor:
         """Residual update of ``x``; ``cond`` is passed to every norm."""
         norm_0, norm_1, norm_s = (getattr(self, name, None) for name in self._norm_names)

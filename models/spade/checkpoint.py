@@ -23,6 +23,7 @@ import torch
 
 from models.data.semantic_input import semantic_nc as count_semantic_nc
 from models.generators import build_generator, generator_kind
+from models.weights import read_weights
 
 from .encoder import ConvEncoder
 from .generator import NUM_UPSAMPLINGS, SPADEGenerator
@@ -57,23 +58,20 @@ def generator_from_hparams(h: Mapping[str, Any]) -> SPADEGenerator:
                            norm=h["norm_G"], **{k: h[k] for k in kind.hparams})
 
 
-def _read(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: cannot be read as a weights-only checkpoint ({err}); condnorm only "
-                         "loads plain tensors and containers, never pickled code") from err
-
-
 def _load_strict(model: torch.nn.Module, state: Mapping[str, Any], path: Path) -> None:
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     wrong = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
              for k in sorted(set(own) & set(state)) if tuple(state[k].shape) != tuple(own[k].shape)]
+    if (missing or unexpected) and not wrong:
+        # Let the modules convert foreign keys first (SEAN's fc_mu{j}, its unused norm buffers);
+        # on a mismatch the half-loaded model is discarded with the error below.
+        try:
+            result = model.load_state_dict(state, strict=False)
+            missing, unexpected = sorted(result.missing_keys), sorted(result.unexpected_keys)
+        except RuntimeError as err:
+            wrong = [line.strip() for line in str(err).splitlines() if "size mismatch" in line]
     if missing or unexpected or wrong:
         lines = ([f"missing keys: {missing[:8]}"] if missing else []) + \
                 ([f"unexpected keys: {unexpected[:8]}"] if unexpected else []) + wrong[:8]
@@ -115,7 +113,7 @@ def load_generator(
             mismatching keys and shapes).
     """
     path = Path(path)
-    ckpt = _read(path)
+    ckpt = read_weights(path)
     if "state_dict" in ckpt and "hyper_parameters" in ckpt:
         h = ckpt["hyper_parameters"]
         layout = LabelLayout(h["label_nc"], h["contain_dontcare_label"], h["use_instance"])
@@ -157,7 +155,7 @@ def load_encoder(path: str | Path) -> ConvEncoder:
             weights do not fit.
     """
     path = Path(path)
-    ckpt = _read(path)
+    ckpt = read_weights(path)
     if "state_dict" in ckpt and "hyper_parameters" in ckpt:
         state = {k[len("encoder."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("encoder.")}
         if not state:

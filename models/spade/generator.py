@@ -10,9 +10,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import condnorm
-from condnorm._check import check_shape
+from condnorm._check import check_ids, check_shape, is_exporting
 from condnorm.functional import resize_segmap
 from condnorm.norm import NormSpec
+from condnorm.semantic_map import SemanticMap, label_conv2d
 
 from .blocks import ModulatedResBlock, xavier_init_
 
@@ -39,6 +40,14 @@ class SPADEGenerator(nn.Module):
     The segmap is resized once per resolution (nearest, from the full-size map), and each block
     gets the level that matches it, so SPADE's own resize is a no-op; the result equals the
     official per-layer resize exactly.
+
+    Hard label maps run on class ids (exact, several times fewer FLOPs in the SPADE layers, see
+    :class:`condnorm.SPADE`): pass integer ids ``(N, H, W)`` or a :class:`condnorm.SemanticMap`
+    (ids plus dense channels such as instance edges), or a dense map that is one-hot, optionally
+    followed by one dense channel, which eager ``forward`` recognises and converts
+    (:meth:`condnorm.SemanticMap.from_dense`; skipped while tracing or compiling, or when the map
+    needs a gradient). Ids reach the norms only when they all take them (SPADE, CLADE; SPADE
+    alone for extra channels); other norms get the dense map.
 
     Parameter names match the official ``SPADEGenerator`` (``fc``, ``head_0``, ``G_middle_0``,
     ``G_middle_1``, ``up_0``…``up_4``, ``conv_img``; blocks and SPADE layers as in
@@ -72,7 +81,9 @@ class SPADEGenerator(nn.Module):
         dtype: parameter dtype.
 
     Shape:
-        - segmap: ``(N, semantic_nc, sh·2**n, sw·2**n)``
+        - segmap: ``(N, semantic_nc, sh·2**n, sw·2**n)``; or ids ``(N, sh·2**n, sw·2**n)`` in
+          ``[0, semantic_nc)``; or a :class:`condnorm.SemanticMap` of ids in ``[0, semantic_nc - E)``
+          and ``E`` extra channels
         - z: ``(N, z_dim)`` (``use_vae`` only)
         - output: ``(N, 3, sh·2**n, sw·2**n)`` in ``[-1, 1]``
 
@@ -81,6 +92,8 @@ class SPADEGenerator(nn.Module):
         >>> g.output_size
         (32, 32)
         >>> g(torch.rand(2, 6, 32, 32)).shape
+        torch.Size([2, 3, 32, 32])
+        >>> g(torch.randint(6, (2, 32, 32))).shape
         torch.Size([2, 3, 32, 32])
     """
 
@@ -157,60 +170,93 @@ class SPADEGenerator(nn.Module):
         for module in [self.fc, self.conv_img] + [c for b in self.blocks() for c in b.convs()]:
             xavier_init_(module)
 
-    def segmap_pyramid(self, segmap: Tensor) -> list[Tensor]:
+    def segmap_pyramid(self, segmap: Tensor | SemanticMap) -> list[Tensor | SemanticMap]:
         """The segmap at every resolution the network runs at, from ``sh × sw`` to the output size.
 
-        Level ``k`` is the full-size map nearest-resized to ``(sh·2**k, sw·2**k)``, exactly what
-        SPADE's per-layer resize would compute.
+        Level ``k`` is the full-size map (dense, ids or :class:`condnorm.SemanticMap`)
+        nearest-resized to ``(sh·2**k, sw·2**k)``, exactly what SPADE's per-layer resize would
+        compute.
         """
         sh, sw = self.latent_size
-        return [resize_segmap(segmap, (sh << k, sw << k)) for k in range(self.num_upsamplings + 1)]
+        sizes = [(sh << k, sw << k) for k in range(self.num_upsamplings + 1)]
+        if isinstance(segmap, SemanticMap):
+            return [segmap.resize(size) for size in sizes]
+        return [resize_segmap(segmap, size) for size in sizes]
 
-    def _check_inputs(self, segmap: Tensor, z: Tensor | None) -> dict[str, int]:
-        name = type(self).__name__
-        sizes = check_shape(segmap, ("N", "L", "H", "W"), f"{name} segmap", {"L": self.semantic_nc})
+    def norms(self) -> list[nn.Module]:
+        """The conditional norms of all blocks."""
+        return [m for b in self.blocks() for m in b.norms()]
+
+    def _check_inputs(self, segmap: Tensor | SemanticMap, z: Tensor | None) -> int:
+        """Check the inputs; return the batch size."""
+        name = "SPADEGenerator segmap"
+        if isinstance(segmap, SemanticMap) or (segmap.dim() == 3 and not segmap.is_floating_point()):
+            labels = segmap if isinstance(segmap, SemanticMap) else SemanticMap(segmap)
+            sizes = check_shape(labels.ids, ("N", "H", "W"), name + " ids")
+            if labels.extra is not None:
+                check_shape(labels.extra, ("N", "E", "H", "W"), name + " extra", sizes)
+            check_ids(labels.ids, self.semantic_nc - labels.num_extra, name + " ids")
+        else:
+            sizes = check_shape(segmap, ("N", "L", "H", "W"), name, {"L": self.semantic_nc})
         if (sizes["H"], sizes["W"]) != self.output_size:
             raise ValueError(
-                f"{name} segmap: expected spatial size {self.output_size} (latent "
+                f"SPADEGenerator segmap: expected spatial size {self.output_size} (latent "
                 f"{self.latent_size} × 2**{self.num_upsamplings}), got {(sizes['H'], sizes['W'])}; "
                 "resize the segmap (nearest) or build the generator with a matching crop_size/aspect_ratio")
         if z is not None:
             if not self.use_vae:
                 raise ValueError("SPADEGenerator: z is only used with use_vae=True")
             check_shape(z, ("N", "Z"), "SPADEGenerator z", {"N": sizes["N"], "Z": self.z_dim})
-        return sizes
+        return sizes["N"]
 
-    def forward(self, segmap: Tensor, z: Tensor | None = None, *,
+    def condition(self, segmap: Tensor | SemanticMap) -> Tensor | SemanticMap:
+        """The form of ``segmap`` the norms get: ids when they all take them, else the dense map."""
+        dtype = self.conv_img.weight.dtype
+        norms = self.norms()
+        take_ids = all(isinstance(m, (condnorm.SPADE, condnorm.CLADE)) for m in norms)
+        if isinstance(segmap, Tensor) and segmap.is_floating_point():
+            found = None
+            if take_ids and not is_exporting() and not (segmap.requires_grad and torch.is_grad_enabled()):
+                found = SemanticMap.from_dense(segmap)
+            if found is None:
+                return segmap.to(dtype)
+            segmap = found
+        labels = segmap if isinstance(segmap, SemanticMap) else SemanticMap(segmap)
+        if labels.extra is None and take_ids:
+            return labels.ids
+        if labels.extra is not None and all(isinstance(m, condnorm.SPADE) for m in norms):
+            return SemanticMap(labels.ids, labels.extra.to(dtype))
+        return labels.to_dense(self.semantic_nc, dtype)
+
+    def forward(self, segmap: Tensor | SemanticMap, z: Tensor | None = None, *,
                 generator: torch.Generator | None = None) -> Tensor:
         """Synthesise an image from ``segmap`` (and ``z`` with ``use_vae``).
 
         Args:
-            segmap: one-hot (or soft) semantic map, see Shape.
+            segmap: one-hot (or soft) semantic map, class ids or a :class:`condnorm.SemanticMap`,
+                see Shape.
             z: latent ``(N, z_dim)``; with ``use_vae`` and ``z=None`` it is drawn from N(0, I).
             generator: random generator used to draw ``z``.
 
         Returns:
             The image ``(N, 3, H, W)`` in ``[-1, 1]``.
         """
-        self._check_inputs(segmap, z)
-        segmap = segmap.to(self.conv_img.weight.dtype)
-        pyramid = self.segmap_pyramid(segmap)
+        batch = self._check_inputs(segmap, z)
+        pyramid = self.segmap_pyramid(self.condition(segmap))
         sh, sw = self.latent_size
         if self.use_vae:
             if z is None:
-                z = torch.randn(segmap.shape[0], self.z_dim, generator=generator,
-                                device=segmap.device, dtype=segmap.dtype)
-            x = self.fc(z).view(-1, self.latent_channels, sh, sw)
-        else:
+                w = self.conv_img.weight
+                z = torch.randn(batch, self.z_dim, generator=generator, device=w.device, dtype=w.dtype)
+            x = self.fc(z).unflatten(1, (self.latent_channels, sh, sw))  # C stays known to ONNX tracing
+        elif isinstance(pyramid[0], Tensor) and pyramid[0].is_floating_point():
             x = self.fc(pyramid[0])
-        return self.synthesize(x, pyramid)
-
-    def synthesize(self, x: Tensor, pyramid: list[Tensor], *cond: Tensor | torch.Generator | None) -> Tensor:
-        """Run the blocks from the latent map ``x`` to the image; each gets its pyramid level and ``cond``."""
+        else:
+            x = label_conv2d(pyramid[0], self.fc.weight, self.fc.bias)
         level = 0
         for name, upsample in self._schedule:
             if upsample:
                 x = F.interpolate(x, scale_factor=2.0, mode="nearest")
                 level += 1
-            x = getattr(self, name)(x, pyramid[level], *cond)
+            x = getattr(self, name)(x, pyramid[level])
         return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))

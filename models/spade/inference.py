@@ -1,7 +1,8 @@
 """``infer.py spade``: label maps in, images out.
 
 Pre- and post-processing live in :func:`preprocess` and :func:`postprocess` so every
-backend (eager PyTorch, exported programs) shares them.
+backend shares them: the PyTorch generator of ``--checkpoint``, or an exported ONNX file
+(``--onnx``, from ``infer.py export``) run with onnxruntime (CUDA provider when available).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tqdm import tqdm
 from models.data.io import IMAGE_EXTENSIONS, list_images, load_label, load_rgb, save_image
 from models.data.palette import load_palette
 from models.data.semantic_input import semantic_input
+from models.export.runtime import OnnxGenerator, OnnxSession
 from models.sean.generator import SEANGenerator
 
 from .checkpoint import LabelLayout, load_encoder, load_generator
@@ -28,15 +30,17 @@ __all__ = ["add_arguments", "add_official_arguments", "load_from_args", "postpro
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``infer.py spade``."""
-    parser.add_argument("--checkpoint", required=True,
-                        help="Lightning .ckpt from train.py or official *_net_G.pth")
+    parser.add_argument("--checkpoint", help="Lightning .ckpt from train.py or official *_net_G.pth")
+    parser.add_argument("--onnx", help="an exported generator (infer.py export --format onnx), run with "
+                                    "onnxruntime; not with --checkpoint")
     parser.add_argument("--labels", required=True, help="a label map (PNG of ids) or a folder of them")
     parser.add_argument("--instances",
                         help="folder of instance maps paired by file stem (instance-edge models)")
     parser.add_argument("--palette", help="palette file (JSON or 'id r g b' lines) for colour masks")
     parser.add_argument("--out", required=True, help="output folder; images are named after the inputs")
     parser.add_argument("--style", help="style image for VAE models: its encoded mean is the latent z")
-    parser.add_argument("--encoder", help="official *_net_E.pth for --style (Lightning checkpoints hold it)")
+    parser.add_argument("--encoder", help="official *_net_E.pth for --style (Lightning checkpoints hold it); "
+                                       "with --onnx, the exported encoder (infer.py export --part encoder)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed for a random z (VAE models without --style)")
     parser.add_argument("--batch-size", type=int, default=4)
@@ -115,9 +119,15 @@ def _style_code(args: argparse.Namespace, use_vae: bool) -> Tensor | None:
         return None
     if not use_vae:
         raise ValueError("--style needs a generator trained with use_vae=True; this one maps labels only")
+    image = load_rgb(args.style)[None].to(args.device) * 2 - 1
+    if args.onnx:
+        if not args.encoder:
+            raise ValueError("--style with --onnx needs --encoder: the encoder exported with "
+                             "infer.py export --part encoder")
+        return OnnxSession(args.encoder)(image)[0]
     encoder = load_encoder(args.encoder or args.checkpoint).to(args.device)
     with torch.inference_mode():
-        mu, _ = encoder(load_rgb(args.style)[None].to(args.device) * 2 - 1)
+        mu, _ = encoder(image)
     return mu
 
 
@@ -132,9 +142,24 @@ def load_from_args(args: argparse.Namespace, kind: str = "spade") -> tuple[SPADE
     return generator.to(args.device), layout
 
 
+def _load_onnx(args: argparse.Namespace) -> tuple[OnnxGenerator, LabelLayout]:
+    """The exported generator and the label layout recorded in it (or given by the official options)."""
+    generator = OnnxGenerator(args.onnx)
+    layout = generator.layout
+    if args.label_nc is not None:
+        layout = LabelLayout(args.label_nc, args.contain_dontcare_label, not args.no_instance)
+    if layout is None:
+        raise ValueError(f"{args.onnx} does not record its label layout: pass --label-nc (and "
+                         "--contain-dontcare-label / --no-instance)")
+    return generator, layout
+
+
 def run(args: argparse.Namespace) -> int:
     """Generate one image per label map; returns 0."""
-    generator, layout = load_from_args(args)
+    if bool(args.checkpoint) == bool(args.onnx):
+        raise ValueError("give exactly one of --checkpoint (a PyTorch checkpoint) or --onnx (an exported "
+                         "generator, run with onnxruntime)")
+    generator, layout = _load_onnx(args) if args.onnx else load_from_args(args)
     if isinstance(generator, SEANGenerator):
         raise ValueError(f"{args.checkpoint} holds a RAIN (SEAN) generator, which needs region styles: "
                          "use infer.py rain")

@@ -1,0 +1,106 @@
+r"""``infer.py export``: a checkpoint in, a deployable file out.
+
+Examples:
+    python infer.py export --checkpoint run.ckpt --task spade --format onnx --out spade.onnx
+    python infer.py export --checkpoint run.ckpt --task spade --part encoder --format onnx \\
+        --out spade_encoder.onnx
+    python infer.py export --vgg vgg_normalised.pth --decoder decoder.pth --task adain \\
+        --format torchscript --out adain.pt
+    python infer.py export --checkpoint run.ckpt --task spade --format safetensors --out g.safetensors
+
+Then ``python infer.py spade --onnx spade.onnx --labels …`` or ``python infer.py adain --onnx
+adain.onnx …`` run the file with onnxruntime; the TorchScript file loads in C++ with
+``torch::jit::load``, the ``.pt2`` with ``torch.export.load``, the safetensors file with
+:func:`models.export.architecture.load_exported_safetensors`.
+
+The network is prepared first (:func:`~models.export.prepare.prepare_for_export`): the EMA
+generator when the checkpoint has one, eval mode, spectral norm folded, SyncBatchNorm → BatchNorm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.sean import SEANGenerator
+
+from .architecture import save_exported_safetensors
+from .formats import FORMATS, GraphSpec, export
+from .graphs import spade_encoder_spec, spade_generator_spec, style_transfer_spec
+
+__all__ = ["add_arguments", "run"]
+
+TASKS = ("spade", "adain")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``infer.py export``."""
+    from models.spade.inference import add_official_arguments
+
+    parser.add_argument("--task", required=True, choices=TASKS,
+                        help="spade: mask-to-image generator (SPADE or CLADE); adain: style transfer")
+    parser.add_argument("--checkpoint", help="Lightning .ckpt from train.py, or official SPADE *_net_G.pth")
+    parser.add_argument("--format", required=True, choices=(*FORMATS, "safetensors"),
+                        help="onnx, torchscript (traced), export (torch.export .pt2) or safetensors (+ JSON)")
+    parser.add_argument("--out", required=True, help="output file")
+    parser.add_argument("--part", choices=("generator", "encoder"), default="generator",
+                        help="spade: the generator, or the VAE image encoder (image → mu, logvar)")
+    parser.add_argument("--onnx-exporter", choices=("dynamo", "tracing"), default="dynamo",
+                        help="torch.onnx.export(dynamo=True) (default) or the legacy TorchScript-tracing one")
+    parser.add_argument("--opset", type=int, default=18, help="ONNX opset")
+    parser.add_argument("--vgg", help="adain: AdaIN's vgg_normalised.pth (with --decoder, not --checkpoint)")
+    parser.add_argument("--decoder", help="adain: AdaIN's decoder.pth (with --vgg)")
+    add_official_arguments(parser)
+    parser.set_defaults(device="cpu")
+
+
+def _spade(args: argparse.Namespace) -> tuple[nn.Module, GraphSpec | None, dict[str, Any]]:
+    from models.spade.checkpoint import load_encoder
+    from models.spade.inference import load_from_args
+
+    generator, layout = load_from_args(args)
+    if isinstance(generator, SEANGenerator):
+        raise ValueError(f"{args.checkpoint} holds a RAIN (SEAN) generator: export it with --task rain")
+    meta = {"label_layout": dataclasses.asdict(layout), "source": Path(args.checkpoint).name}
+    if args.part == "encoder":
+        encoder = load_encoder(args.checkpoint)
+        spec = spade_encoder_spec(encoder, metadata=meta) if args.format != "safetensors" else None
+        return encoder, spec, meta
+    spec = spade_generator_spec(generator, metadata=meta) if args.format != "safetensors" else None
+    return generator, spec, meta
+
+
+def _adain(args: argparse.Namespace) -> tuple[nn.Module, GraphSpec | None, dict[str, Any]]:
+    from models.adain.inference import load_network
+
+    if args.part != "generator":
+        raise ValueError("--part encoder applies to --task spade")
+    if bool(args.checkpoint) == bool(args.vgg and args.decoder):
+        raise ValueError("--task adain: give --checkpoint (train.py) or --vgg and --decoder (published "
+                         "weights)")
+    net = load_network(args, torch.device("cpu"))
+    meta = {"source": Path(args.checkpoint or args.decoder).name}
+    return net, style_transfer_spec(net, metadata=meta) if args.format != "safetensors" else None, meta
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export the checkpoint's network; returns 0."""
+    if args.task == "spade" and not args.checkpoint:
+        raise ValueError("--task spade needs --checkpoint")
+    network, spec, meta = (_spade if args.task == "spade" else _adain)(args)
+    start = time.perf_counter()
+    if args.format == "safetensors":
+        path = save_exported_safetensors(network, args.out, metadata={"task": args.task, **meta})
+        written = f"{path} and {path.with_suffix('.json')}"
+    else:
+        options = {"dynamo": args.onnx_exporter == "dynamo", "opset": args.opset} \
+            if args.format == "onnx" else {}
+        written = str(export(spec, args.out, args.format, **options))
+    print(f"wrote {written} ({args.format}, {time.perf_counter() - start:.1f} s)")
+    return 0

@@ -1,0 +1,158 @@
+"""Run exported ONNX files with onnxruntime behind the same call as the PyTorch networks.
+
+The runners take and return torch tensors and read everything they need from the file's
+metadata (:data:`~models.export.formats.METADATA_KEY`), so ``infer.py`` keeps one pre- and
+post-processing path for both backends:
+
+- :class:`OnnxGenerator` is called like a SPADE/CLADE generator, ``runner(segmap, z,
+  generator=rng)``, and draws a VAE generator's ``z`` exactly as the generator does;
+- :class:`OnnxStyleTransfer` offers :meth:`~OnnxStyleTransfer.transfer` with the colour
+  controls of :meth:`StyleTransfer.transfer` (one style per content).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from models.adain.style_transfer import PRESERVE_COLOR, color_postprocess, color_preprocess
+from models.spade.checkpoint import LabelLayout
+
+from .formats import METADATA_KEY
+
+__all__ = ["OnnxGenerator", "OnnxSession", "OnnxStyleTransfer", "default_providers"]
+
+
+def default_providers() -> list[str]:
+    """CUDA then CPU when onnxruntime has the CUDA provider, else CPU only."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+class OnnxSession:
+    """An onnxruntime session that takes and returns torch tensors.
+
+    Args:
+        path: the ``.onnx`` file.
+        providers: onnxruntime execution providers (default :func:`default_providers`).
+        threads: intra-op threads (onnxruntime's default when None).
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+    """
+
+    def __init__(self, path: str | Path, *, providers: Sequence[str] | None = None,
+                 threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"ONNX file {path} does not exist")
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        self.path = path
+        providers = list(providers or default_providers())
+        self.session = ort.InferenceSession(str(path), options, providers=providers)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.metadata: dict[str, Any] = json.loads(
+            self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY, "{}"))
+
+    def __call__(self, *inputs: Tensor) -> list[Tensor]:
+        """Run the graph on ``inputs`` (in the file's input order); outputs on the first input's device.
+
+        Floating inputs are fed as float32 (the exported precision), integer ones as they are.
+        """
+        if len(inputs) != len(self.input_names):
+            raise ValueError(f"{self.path.name}: expected {len(self.input_names)} input(s) "
+                             f"{self.input_names}, got {len(inputs)}")
+        feeds = {n: (t.float() if t.is_floating_point() else t).detach().cpu().contiguous().numpy()
+                 for n, t in zip(self.input_names, inputs)}
+        return [torch.from_numpy(o).to(inputs[0].device) for o in self.session.run(None, feeds)]
+
+    def require_task(self, *tasks: str) -> None:
+        """Raise ``ValueError`` unless the file was exported for one of ``tasks``."""
+        task = self.metadata.get("task")
+        if task not in tasks:
+            raise ValueError(f"{self.path}: exported for task {task!r}, expected {' or '.join(tasks)}; "
+                             f"export it with infer.py export --task {tasks[0]}")
+
+
+class OnnxGenerator:
+    """An exported mask-to-image generator, called like :class:`~models.spade.SPADEGenerator`.
+
+    Attributes:
+        output_size: ``(H, W)`` the graph was exported for (the label maps are resized to it).
+        use_vae: the graph takes a latent ``z`` besides the segmap.
+        z_dim: size of ``z``.
+        layout: the label layout recorded at export (None if the export did not record it).
+    """
+
+    def __init__(self, path: str | Path, *, providers: Sequence[str] | None = None,
+                 threads: int | None = None) -> None:
+        self.session = OnnxSession(path, providers=providers, threads=threads)
+        self.session.require_task("spade")
+        meta = self.session.metadata
+        self.output_size: tuple[int, int] = tuple(meta["output_size"])
+        self.use_vae: bool = meta["use_vae"]
+        self.z_dim: int = meta["z_dim"]
+        layout = meta.get("label_layout")
+        self.layout = LabelLayout(**layout) if layout else None
+
+    def __call__(self, segmap: Tensor, z: Tensor | None = None, *,
+                 generator: torch.Generator | None = None) -> Tensor:
+        """The image ``(N, 3, H, W)`` in [-1, 1]; a VAE graph draws ``z`` from ``generator`` when None."""
+        if not self.use_vae:
+            if z is not None:
+                raise ValueError("this exported generator takes no z (it was not trained with use_vae)")
+            return self.session(segmap)[0]
+        if z is None:  # the same draw as SPADEGenerator.forward, so a seed gives the same images
+            z = torch.randn(segmap.shape[0], self.z_dim, generator=generator, device=segmap.device,
+                            dtype=segmap.dtype)
+        return self.session(segmap, z)[0]
+
+
+class OnnxStyleTransfer:
+    """An exported :class:`~models.export.graphs.StyleTransferGraph`, called like ``StyleTransfer.transfer``.
+
+    Args:
+        path: the ``.onnx`` file (``infer.py export --task adain``).
+        providers: onnxruntime execution providers (default :func:`default_providers`).
+        threads: intra-op threads.
+    """
+
+    def __init__(self, path: str | Path, *, providers: Sequence[str] | None = None,
+                 threads: int | None = None) -> None:
+        self.session = OnnxSession(path, providers=providers, threads=threads)
+        self.session.require_task("adain")
+
+    def transfer(self, content: Tensor, style: Tensor | Sequence[Tensor], *, alpha: float = 1.0,
+                 style_weights: Sequence[float] | None = None, preserve_color: bool | str | None = False,
+                 mask: Tensor | None = None) -> Tensor:
+        """Stylise ``content`` ``(N, 3, H, W)`` in [0, 1] with one style; see :meth:`StyleTransfer.transfer`.
+
+        Raises:
+            ValueError: for several styles, ``style_weights`` or ``mask`` (the exported graph
+                takes one style per content; use the PyTorch model for those), α outside
+                [0, 1] or an unknown colour mode.
+        """
+        styles = [style] if isinstance(style, Tensor) else list(style)
+        if len(styles) != 1 or style_weights is not None or mask is not None:
+            raise ValueError("an exported style-transfer graph takes one style per content: style "
+                             "interpolation and masks need the PyTorch model (--checkpoint or "
+                             "--vgg/--decoder)")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        if preserve_color not in (False, None, *PRESERVE_COLOR):
+            raise ValueError(f"preserve_color must be False, 'coral' or 'luminance', got {preserve_color!r}")
+        content, styles, chroma = color_preprocess(content, styles, preserve_color)
+        style = styles[0].expand(content.shape[0], -1, -1, -1)
+        out = self.session(content, style, torch.tensor(alpha, dtype=torch.float32))[0]
+        return color_postprocess(out, chroma)

@@ -1,0 +1,78 @@
+"""Tiny, well-conditioned networks for the export tests and ``benchmarks/export_parity.py``.
+
+Parity is measured in float32 on both sides, so a network whose activations grow through the
+layers shows the two backends' independent rounding amplified. The generators here get
+fan-in-scaled random weights (far from the identity-at-init state, γ and β non-zero) and
+exact batch-norm statistics for the example input (:func:`condnorm.recalibrate`), like a
+trained network, so a difference above 1e-4 points at the export and not at the test net.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.nn.utils.spectral_norm import SpectralNorm
+
+import condnorm
+from models.adain import StyleTransfer
+from models.export.formats import GraphSpec
+from models.export.graphs import (
+    spade_encoder_spec,
+    spade_generator_spec,
+    style_code_spec,
+    style_transfer_spec,
+)
+from models.spade import ConvEncoder, SPADEGenerator
+from models.spade.clade import clade_generator
+
+
+def perturbed_(module: nn.Module, gain: float = 0.3, seed: int = 0) -> nn.Module:
+    """Random weights ``N(0, gain² / fan_in)`` (vectors ``N(0, 0.1²)``), in place.
+
+    Spectral norm's ``u, v`` are then power-iterated to convergence, as after training, so σ
+    is the weight's true spectral norm (a fresh ``u`` can underestimate it many times over).
+    """
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            std = gain / p[0].numel() ** 0.5 if p.dim() > 1 else 0.1
+            p.copy_(torch.randn(p.shape, generator=g) * std)
+        for m in module.modules():
+            for u in [b for name, b in m.named_buffers(recurse=False) if name.endswith("_u")]:
+                u.copy_(torch.nn.functional.normalize(torch.randn(u.shape, generator=g), dim=0))
+            for hook in m._forward_pre_hooks.values():
+                if isinstance(hook, SpectralNorm):
+                    for _ in range(50):
+                        hook.compute_weight(m, do_power_iteration=True)
+    return module
+
+
+def _generator_spec(generator: SPADEGenerator) -> GraphSpec:
+    perturbed_(generator)
+    condnorm.recalibrate(generator, [spade_generator_spec(generator).inputs])
+    return spade_generator_spec(generator)
+
+
+SEMANTIC_NC = 6
+GENERATOR_SPECS: dict[str, Callable[[], GraphSpec]] = {
+    "SPADEGenerator": lambda: _generator_spec(SPADEGenerator(SEMANTIC_NC, ngf=4, crop_size=64,
+                                                             aspect_ratio=2.0)),
+    "SPADEGenerator-vae": lambda: _generator_spec(SPADEGenerator(SEMANTIC_NC, ngf=4, crop_size=64,
+                                                                 aspect_ratio=2.0, use_vae=True, z_dim=8)),
+    "CLADEGenerator": lambda: _generator_spec(clade_generator(SEMANTIC_NC, ngf=4, crop_size=64,
+                                                              aspect_ratio=2.0)),
+    "ConvEncoder": lambda: spade_encoder_spec(perturbed_(ConvEncoder(ngf=4, z_dim=8, input_size=32))),
+}
+"""Mask-to-image networks: 64×32 outputs, syncbatch norms and spectral norm as trained."""
+
+STYLE_SPECS: dict[str, Callable[[], GraphSpec]] = {
+    "StyleTransfer-adain": lambda: style_transfer_spec(perturbed_(StyleTransfer(), gain=1.0)),
+    "StyleTransfer-adacon": lambda: style_transfer_spec(perturbed_(StyleTransfer(
+        modulation="adacon", style_dim=8, style_hidden=16, adacon_groups=64, adacon_local_window=3),
+        gain=1.0)),
+    "StyleTransfer-adain-from-code": lambda: style_code_spec(perturbed_(StyleTransfer(), gain=1.0))[1],
+    "StyleTransfer-adain-code": lambda: style_code_spec(perturbed_(StyleTransfer(), gain=1.0))[0],
+}
+"""Style-transfer graphs (the full VGG-19 encoder; the spatial sizes are small)."""
