@@ -1,7 +1,8 @@
 """GPU: SPADE generator training step and AdaIN transfer (512², 1024²), naive fp32 vs our fast paths.
 
-Runs only where CUDA is available; on a CPU-only machine it says so and exits 0.
-``--dry-run-cpu`` runs the same code on the CPU at tiny sizes (CI uses it to keep the script working).
+Runs only where CUDA is available; on a CPU-only machine it says so and exits 0. ``--quick``
+runs tiny sizes on the GPU; ``--dry-run-cpu`` runs the same tiny code on the CPU (CI uses it to
+keep the script working where no GPU is lent).
 
 SPADE generator (ADE20K: semantic_nc 151, ngf 64, 256², batch ``--batch``), one training step of
 the generator (forward + backward):
@@ -76,7 +77,7 @@ def spade_rows(device: torch.device, batch: int, size: int, ngf: int, nc: int, r
     base = timings.median("naive fp32")
     rows = [Row(f"SPADE-G train step {size}² ×{batch}", name, timings.median(name), base,
                 note=f"{batch / timings.median(name):.1f} img/s") for name in variants]
-    if device.type == "cuda":
+    if device.type == "cuda" and size >= 256:
         best = max(r.speedup for r in rows if r.variant != "naive fp32")
         print(target("SPADE-G training, best ours vs naive fp32", best, 2.0))
     return rows
@@ -122,13 +123,14 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     if not torch.cuda.is_available() and not args.dry_run_cpu:
         print("# no CUDA device available: nothing to measure (run this script on a machine with a GPU)")
         return []
-    if args.dry_run_cpu:
-        device, batch, repeats = torch.device("cpu"), 1, 1
-        rows = spade_rows(device, batch, 64, 4, 7, repeats) + adain_rows(device, batch, 32, repeats)
-    else:
-        device, batch, repeats = torch.device("cuda"), args.batch, args.repeats or 10
+    device = torch.device("cpu" if args.dry_run_cpu else "cuda")
+    if device.type == "cuda":
         print(f"# device: {torch.cuda.get_device_name(device)}")
         torch.backends.cudnn.benchmark = True
+    if args.quick or args.dry_run_cpu:  # tiny sizes: checks that every path runs
+        rows = spade_rows(device, 1, 64, 4, 7, 1) + adain_rows(device, 1, 32, 1)
+    else:
+        batch, repeats = args.batch, args.repeats or 10
         rows = spade_rows(device, batch, 256, 64, 151, repeats) + adain_rows(device, batch, 512, repeats)
         rows += adain_rows(device, max(1, batch // 4), 1024, repeats)
     print_table(rows)

@@ -19,11 +19,14 @@ import condnorm
 from models.adain import StyleTransfer
 from models.export.formats import GraphSpec
 from models.export.graphs import (
+    rain_encoder_spec,
+    rain_generator_spec,
     spade_encoder_spec,
     spade_generator_spec,
     style_code_spec,
     style_transfer_spec,
 )
+from models.sean import SEANGenerator
 from models.spade import ConvEncoder, SPADEGenerator
 from models.spade.clade import clade_generator
 
@@ -55,6 +58,16 @@ def _generator_spec(generator: SPADEGenerator) -> GraphSpec:
     return spade_generator_spec(generator)
 
 
+def rain_generator(seed: int = 0) -> SEANGenerator:
+    """A tiny SEAN generator with random weights, noise scales and trained-like statistics."""
+    g = perturbed_(SEANGenerator(SEMANTIC_NC, ngf=4, style_dim=8, crop_size=64, aspect_ratio=2.0, hidden=8,
+                                 encoder_ngf=4), seed=seed)
+    spec = rain_generator_spec(g)
+    condnorm.recalibrate(g, [spec.inputs[:2]], forward=lambda m, b: m(b[0], style_codes=b[1],
+                                                                       noise=torch.Generator().manual_seed(0)))
+    return g
+
+
 SEMANTIC_NC = 6
 GENERATOR_SPECS: dict[str, Callable[[], GraphSpec]] = {
     "SPADEGenerator": lambda: _generator_spec(SPADEGenerator(SEMANTIC_NC, ngf=4, crop_size=64,
@@ -64,8 +77,10 @@ GENERATOR_SPECS: dict[str, Callable[[], GraphSpec]] = {
     "CLADEGenerator": lambda: _generator_spec(clade_generator(SEMANTIC_NC, ngf=4, crop_size=64,
                                                               aspect_ratio=2.0)),
     "ConvEncoder": lambda: spade_encoder_spec(perturbed_(ConvEncoder(ngf=4, z_dim=8, input_size=32))),
+    "SEANGenerator": lambda: rain_generator_spec(rain_generator()),
+    "SEANGenerator-encoder": lambda: rain_encoder_spec(rain_generator()),
 }
-"""Mask-to-image networks: 64×32 outputs, syncbatch norms and spectral norm as trained."""
+"""Mask-to-image networks: 32×64 outputs, syncbatch norms and spectral norm as trained."""
 
 STYLE_SPECS: dict[str, Callable[[], GraphSpec]] = {
     "StyleTransfer-adain": lambda: style_transfer_spec(perturbed_(StyleTransfer(), gain=1.0)),

@@ -66,6 +66,11 @@ CASES: list[LayerCase] = [
         lambda: randomize_(condnorm.SPADE(8, label_nc=5, hidden=16)),
         lambda: (_x(), _onehot(2, 5, 16, 16)),
     ),
+    LayerCase(  # class ids: the per-window/patch path (eager), label_conv2d (traced/compiled)
+        "SPADE-ids",
+        lambda: randomize_(condnorm.SPADE(8, label_nc=5, hidden=16)),
+        lambda: (_x(), _onehot(2, 5, 16, 16).argmax(1)),
+    ),
     LayerCase(
         "CLADE",
         lambda: randomize_(condnorm.CLADE(8, label_nc=5)),

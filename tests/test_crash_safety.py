@@ -20,11 +20,20 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
+import yaml
 
 from models.lit.crash_safety import AtomicCheckpointIO, RNGState
 from models.weights import WeightsFileError, atomic_save, read_weights
 
 REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_every_config_writes_atomically_and_resumes_exactly(config: Path) -> None:
+    trainer = yaml.safe_load(config.read_text())["trainer"]
+    assert {"class_path": "models.lit.crash_safety.AtomicCheckpointIO"} in trainer["plugins"]
+    assert {"class_path": "models.lit.crash_safety.RNGState"} in trainer["callbacks"]
 
 
 # ---------------------------------------------------------------- atomic writes

@@ -102,8 +102,8 @@ def test_syncbatch_is_plain_batch_norm_outside_a_process_group() -> None:
 
 
 # ---------------------------------------------------------------- gradient accumulation
-TINY = dict(label_nc=3, contain_dontcare_label=False, use_instance=False, crop_size=64, aspect_ratio=1.0,
-            ngf=4, ndf=4, num_D=1, n_layers_D=2, norm_G="instance", lambda_vgg=0.0, lpips=False)
+TINY = dict(label_nc=3, contain_dontcare_label=False, use_instance=False, crop_size=32, aspect_ratio=1.0,
+            ngf=4, ndf=4, num_D=1, n_layers_D=2, norm_G="none", lambda_vgg=0.0, lpips=False)
 
 
 class _Pairs(Dataset):
@@ -111,8 +111,8 @@ class _Pairs(Dataset):
 
     def __init__(self) -> None:
         g = torch.Generator().manual_seed(1)
-        self.labels = torch.randint(3, (8, 64, 64), generator=g)
-        self.images = torch.rand(8, 3, 64, 64, generator=g) * 2 - 1
+        self.labels = torch.randint(3, (8, 32, 32), generator=g)
+        self.images = torch.rand(8, 3, 32, 32, generator=g) * 2 - 1
 
     def __len__(self) -> int:
         return 8
@@ -121,29 +121,50 @@ class _Pairs(Dataset):
         return {"label": self.labels[i], "image": self.images[i]}
 
 
-def _train(accumulate: int, batch_size: int) -> dict[str, Tensor]:
-    """One optimizer step of G and D; returns the weights after it (float64, no spectral norm)."""
+def _train(accumulate: int, batch_size: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """One optimizer step of G and D (float64, no spectral norm).
+
+    Returns the gradients each optimizer stepped with (by parameter name) and the weights after.
+    The gradients are the sharp check: Adam's first step is nearly ``lr · sign(g)``, blind to
+    the gradient's scale.
+    """
     import pytorch_lightning as pl
     from torch.utils.data import DataLoader
 
     from models.lit.mask_to_image import MaskToImageModule
+
+    class Grads(pl.Callback):
+        def __init__(self) -> None:
+            self.grads: dict[str, Tensor] = {}
+
+        def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                                     optimizer: torch.optim.Optimizer) -> None:
+            stepped = {p for group in optimizer.param_groups for p in group["params"]}
+            self.grads.update({name: p.grad.clone() for name, p in pl_module.named_parameters()
+                               if p in stepped and p.grad is not None})
 
     pl.seed_everything(0)
     model = MaskToImageModule(**TINY, accumulate_grad_batches=accumulate)
     for module in list(model.modules()):  # power iterations would differ per forward
         if hasattr(module, "weight_orig"):
             nn.utils.remove_spectral_norm(module)
-    trainer = pl.Trainer(accelerator="cpu", max_steps=2, precision="64-true", logger=False,
+    grads = Grads()
+    trainer = pl.Trainer(accelerator="cpu", max_steps=2, precision="64-true", logger=False, callbacks=[grads],
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     loader = DataLoader(_Pairs(), batch_size=batch_size, shuffle=False)
     trainer.fit(model, train_dataloaders=loader)
     assert trainer.global_step == 2  # one G step and one D step
-    return {k: v.clone() for k, v in model.state_dict().items()}
+    return grads.grads, {k: v.clone() for k, v in model.state_dict().items()}
 
 
 def test_accumulating_k_batches_of_b_equals_one_batch_of_k_times_b() -> None:
-    accumulated, whole = _train(accumulate=2, batch_size=2), _train(accumulate=1, batch_size=4)
-    start = _train(accumulate=1, batch_size=2)  # one step on the first two samples only
-    for key, value in whole.items():  # Adam's first step is ±lr per weight (1e-4): compare far below it
-        torch.testing.assert_close(accumulated[key], value, rtol=1e-9, atol=1e-10, msg=key)
-    assert any(not torch.allclose(start[k], whole[k]) for k in whole if k.startswith("generator."))
+    acc_grads, accumulated = _train(accumulate=2, batch_size=2)
+    grads, whole = _train(accumulate=1, batch_size=4)
+    half_grads, _ = _train(accumulate=1, batch_size=2)  # one step on the first two samples only
+    assert {k.split(".")[0] for k in grads} == {"generator", "discriminator"}
+    assert acc_grads.keys() == grads.keys()
+    for key, value in grads.items():
+        torch.testing.assert_close(acc_grads[key], value, rtol=1e-10, atol=1e-14, msg=key)
+        # Adam's first step moves each weight by about ±lr (1e-4): compare far below it.
+        torch.testing.assert_close(accumulated[key], whole[key], rtol=1e-9, atol=1e-10, msg=key)
+    assert not all(torch.allclose(half_grads[k], grads[k]) for k in grads)  # the check can fail

@@ -1,1 +1,50 @@
-"""Export trained networks to ONNX, TorchScript, ``torch.export`` and safetensors, and run them."""
+"""Export trained networks to ONNX, TorchScript, ``torch.export`` and safetensors, and run them.
+
+The journey::
+
+    python infer.py export --checkpoint run.ckpt --task spade --format onnx --out spade.onnx
+    python infer.py spade --onnx spade.onnx --labels masks/ --out out/     # onnxruntime, no training code
+
+- :mod:`~models.export.prepare`: the inference form of a network (EMA generator, eval mode,
+  spectral/weight norm folded into plain weights, SyncBatchNorm → BatchNorm).
+- :mod:`~models.export.graphs`: what is exported, with fixed tensor inputs and dynamic sizes
+  (:class:`~models.export.formats.GraphSpec`): every condnorm layer, the SPADE/CLADE generator
+  (and its VAE encoder), the AdaIN/AdaCoN style-transfer network (and its split form with
+  precomputed style statistics).
+- :mod:`~models.export.formats`: the writers and readers; ONNX through
+  ``torch.onnx.export(dynamo=True)`` by default (see there for why), or the tracing exporter.
+- :mod:`~models.export.architecture`: safetensors weights plus a JSON description that rebuilds
+  the network without pickle.
+- :mod:`~models.export.runtime`: onnxruntime runners called like the PyTorch networks, so
+  ``infer.py`` shares one pre/post-processing path between the backends.
+- :mod:`~models.export.verify`: run an exported file against eager PyTorch at new sizes.
+"""
+
+from .architecture import describe, load_exported_safetensors, save_exported_safetensors
+from .formats import GraphSpec, export, export_onnx, export_program, export_torchscript
+from .graphs import layer_spec, spade_encoder_spec, spade_generator_spec, style_code_spec, style_transfer_spec
+from .prepare import fold_reparameterizations, prepare_for_export
+from .runtime import OnnxGenerator, OnnxSession, OnnxStyleTransfer
+from .verify import parity
+
+__all__ = [
+    "GraphSpec",
+    "OnnxGenerator",
+    "OnnxSession",
+    "OnnxStyleTransfer",
+    "describe",
+    "export",
+    "export_onnx",
+    "export_program",
+    "export_torchscript",
+    "fold_reparameterizations",
+    "layer_spec",
+    "load_exported_safetensors",
+    "parity",
+    "prepare_for_export",
+    "save_exported_safetensors",
+    "spade_encoder_spec",
+    "spade_generator_spec",
+    "style_code_spec",
+    "style_transfer_spec",
+]

@@ -29,6 +29,7 @@ from torch import nn
 import condnorm
 from models.adain.modulation import AdaCoNModulation, AdaINModulation
 from models.adain.style_transfer import StyleTransfer
+from models.sean import SEANGenerator
 from models.spade import NUM_UPSAMPLINGS, ConvEncoder, SPADEGenerator
 from models.spade.clade import clade_generator
 
@@ -43,6 +44,7 @@ FORMAT = "condnorm-safetensors/1"
 BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "spade": SPADEGenerator,
     "clade": clade_generator,
+    "rain": SEANGenerator,
     "spade-encoder": lambda **kw: ConvEncoder(**kw),
     "style-transfer": lambda **kw: StyleTransfer(**kw),
 }
@@ -82,6 +84,19 @@ def _describe_generator(g: SPADEGenerator) -> tuple[str, dict[str, Any]]:
     raise ValueError(f"describe: SPADEGenerator with {type(norm).__name__} norms has no builder")
 
 
+def _describe_rain(g: SEANGenerator) -> tuple[str, dict[str, Any]]:
+    sh, sw = g.latent_size
+    norm = g.head_0.norms()[0]  # a RAIN layer
+    first_conv = next(m for m in g.Zencoder.modules() if isinstance(m, nn.Conv2d))
+    return "rain", {"label_nc": g.label_nc, "ngf": g.latent_channels // 16, "style_dim": g.style_dim,
+                    "crop_size": g.output_size[1], "aspect_ratio": sw / sh,
+                    "num_upsampling_layers": {v: k for k, v in NUM_UPSAMPLINGS.items()}[g.num_upsamplings],
+                    "norm": _norm_name(norm.param_free_norm), "spectral": _spectral(g.head_0.conv_0),
+                    "kernel_size": norm.conv_gamma.kernel_size[0],
+                    "hidden": norm.Spade.mlp_shared[0].out_channels, "noise": norm.noise_var is not None,
+                    "encoder_ngf": first_conv.out_channels}
+
+
 def _describe_encoder(e: ConvEncoder) -> tuple[str, dict[str, Any]]:
     first = getattr(e, e._layer_names[0])
     return "spade-encoder", {"ngf": first[0].out_channels, "z_dim": e.z_dim, "input_size": e.input_size,
@@ -102,6 +117,7 @@ def _describe_style_transfer(net: StyleTransfer) -> tuple[str, dict[str, Any]]:
 
 
 _DESCRIBERS: list[tuple[type, Callable[[Any], tuple[str, dict[str, Any]]]]] = [
+    (SEANGenerator, _describe_rain),  # before its base class
     (SPADEGenerator, _describe_generator),
     (ConvEncoder, _describe_encoder),
     (StyleTransfer, _describe_style_transfer),

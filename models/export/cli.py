@@ -7,6 +7,7 @@ Examples:
     python infer.py export --vgg vgg_normalised.pth --decoder decoder.pth --task adain \\
         --format torchscript --out adain.pt
     python infer.py export --checkpoint run.ckpt --task spade --format safetensors --out g.safetensors
+    python infer.py export --checkpoint rain.ckpt --task rain --format onnx --out rain.onnx
 
 Then ``python infer.py spade --onnx spade.onnx --labels …`` or ``python infer.py adain --onnx
 adain.onnx …`` run the file with onnxruntime; the TorchScript file loads in C++ with
@@ -32,11 +33,17 @@ from models.sean import SEANGenerator
 
 from .architecture import save_exported_safetensors
 from .formats import FORMATS, GraphSpec, export
-from .graphs import spade_encoder_spec, spade_generator_spec, style_transfer_spec
+from .graphs import (
+    rain_encoder_spec,
+    rain_generator_spec,
+    spade_encoder_spec,
+    spade_generator_spec,
+    style_transfer_spec,
+)
 
 __all__ = ["add_arguments", "run"]
 
-TASKS = ("spade", "adain")
+TASKS = ("spade", "adain", "rain")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,13 +51,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from models.spade.inference import add_official_arguments
 
     parser.add_argument("--task", required=True, choices=TASKS,
-                        help="spade: mask-to-image generator (SPADE or CLADE); adain: style transfer")
+                        help="spade: mask-to-image generator (SPADE or CLADE); rain: RAIN/SEAN generator; "
+                             "adain: style transfer")
     parser.add_argument("--checkpoint", help="Lightning .ckpt from train.py, or official SPADE *_net_G.pth")
     parser.add_argument("--format", required=True, choices=(*FORMATS, "safetensors"),
                         help="onnx, torchscript (traced), export (torch.export .pt2) or safetensors (+ JSON)")
     parser.add_argument("--out", required=True, help="output file")
     parser.add_argument("--part", choices=("generator", "encoder"), default="generator",
-                        help="spade: the generator, or the VAE image encoder (image → mu, logvar)")
+                        help="the generator, or its encoder: spade's VAE encoder (image → mu, logvar), "
+                             "rain's style encoder ((style image, segmap) → style codes)")
     parser.add_argument("--onnx-exporter", choices=("dynamo", "tracing"), default="dynamo",
                         help="torch.onnx.export(dynamo=True) (default) or the legacy TorchScript-tracing one")
     parser.add_argument("--opset", type=int, default=18, help="ONNX opset")
@@ -76,6 +85,23 @@ def _spade(args: argparse.Namespace) -> tuple[nn.Module, GraphSpec | None, dict[
     return generator, spec, meta
 
 
+def _rain(args: argparse.Namespace) -> tuple[nn.Module, GraphSpec | None, dict[str, Any]]:
+    from models.spade.inference import load_from_args
+
+    generator, layout = load_from_args(args, kind="rain")
+    if not isinstance(generator, SEANGenerator):
+        raise ValueError(f"{args.checkpoint} holds a {type(generator).__name__}, not a RAIN (SEAN) "
+                         "generator: export it with --task spade")
+    meta = {"label_layout": dataclasses.asdict(layout), "source": Path(args.checkpoint).name}
+    if args.format == "safetensors":
+        if args.part == "encoder":
+            raise ValueError("--format safetensors writes the whole generator, style encoder included; "
+                             "drop --part encoder")
+        return generator, None, meta
+    build = rain_encoder_spec if args.part == "encoder" else rain_generator_spec
+    return generator, build(generator, metadata=meta), meta
+
+
 def _adain(args: argparse.Namespace) -> tuple[nn.Module, GraphSpec | None, dict[str, Any]]:
     from models.adain.inference import load_network
 
@@ -91,9 +117,9 @@ def _adain(args: argparse.Namespace) -> tuple[nn.Module, GraphSpec | None, dict[
 
 def run(args: argparse.Namespace) -> int:
     """Export the checkpoint's network; returns 0."""
-    if args.task == "spade" and not args.checkpoint:
-        raise ValueError("--task spade needs --checkpoint")
-    network, spec, meta = (_spade if args.task == "spade" else _adain)(args)
+    if args.task != "adain" and not args.checkpoint:
+        raise ValueError(f"--task {args.task} needs --checkpoint")
+    network, spec, meta = {"spade": _spade, "rain": _rain, "adain": _adain}[args.task](args)
     start = time.perf_counter()
     if args.format == "safetensors":
         path = save_exported_safetensors(network, args.out, metadata={"task": args.task, **meta})

@@ -9,6 +9,11 @@
   size is fixed by the generator's latent map, ``sw = crop_size // 2**n``,
   ``sh = round(sw / aspect_ratio)``, output ``(sh·2**n, sw·2**n)`` (``n`` = 5, 6, 7 for
   normal/more/most); label maps are resized to it by the shared pre-processing.
+- **RAIN (SEAN) generator** (:func:`rain_generator_spec`): ``(segmap, style_codes, noise_0, …,
+  noise_k) → image``. Each noisy layer's noise map is an input, in the order the layers draw
+  it, so the runtime draws them from a seeded ``torch.Generator`` exactly as the PyTorch
+  generator does. The style encoder is a separate graph (:func:`rain_encoder_spec`,
+  ``(style_image, segmap) → style_codes``). Batch dynamic, size fixed as for SPADE.
 - **Style transfer** (:class:`StyleTransferGraph`): ``(content, style, alpha) → image``,
   images in [0, 1], any content and style size (H, W ≥ 16): the content is reflect-padded to a
   multiple of 8 and the output cropped back inside the graph, as in
@@ -22,6 +27,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -33,16 +39,20 @@ from torch import Tensor, nn
 from condnorm.functional import calc_mean_std
 from models.adain.modulation import AdaINModulation
 from models.adain.style_transfer import StyleTransfer
+from models.sean import SEANGenerator
 from models.spade import ConvEncoder, SPADEGenerator
 
 from .formats import GraphSpec
 from .prepare import prepare_for_export
 
 __all__ = [
+    "RainGeneratorGraph",
     "StyleCodeGraph",
     "StyleTransferFromCodeGraph",
     "StyleTransferGraph",
     "layer_spec",
+    "rain_encoder_spec",
+    "rain_generator_spec",
     "spade_encoder_spec",
     "spade_generator_spec",
     "style_code_spec",
@@ -159,6 +169,99 @@ def spade_encoder_spec(encoder: ConvEncoder, *, batch: int = 2,
     return GraphSpec(enc, (image,), ("image",), ("mu", "logvar"), {"image": {0: "N", 2: "H", 3: "W"}},
                      {"mu": {0: "N"}, "logvar": {0: "N"}},
                      {"task": "spade-encoder", "z_dim": enc.z_dim, **(metadata or {})})
+
+
+def _noise_layers(g: SEANGenerator, segmap: Tensor, codes: Tensor) -> list[tuple[nn.Module, int, int]]:
+    """The layers that draw noise, in the order they draw it, with the ``(h, w)`` they draw at."""
+    calls: list[tuple[nn.Module, int, int]] = []
+    layers = [m for m in g.norms() if getattr(m, "noise_var", None) is not None]
+    hooks = [m.register_forward_pre_hook(lambda m, args: calls.append((m, *args[0].shape[-2:])))
+             for m in layers]
+    try:
+        with torch.no_grad():
+            g(segmap, style_codes=codes, noise=torch.Generator().manual_seed(0))
+    finally:
+        for h in hooks:
+            h.remove()
+    return calls
+
+
+class RainGeneratorGraph(nn.Module):
+    """``(segmap, style_codes, *noise) → image``: a SEAN generator with its noise maps as inputs.
+
+    ``noise[i]`` ``(N, 1, h_i, w_i)`` replaces the draw of the ``i``-th noisy layer to run (a
+    forward pre-hook swaps it in), so feeding the draws of a seeded generator in this order
+    reproduces ``generator(segmap, style_codes=…, noise=torch.Generator().manual_seed(s))``.
+
+    Args:
+        generator: the prepared generator (its layers get the hooks).
+        noise_layers: the noisy layers in draw order (see :func:`rain_generator_spec`).
+    """
+
+    def __init__(self, generator: SEANGenerator, noise_layers: list[nn.Module]) -> None:
+        super().__init__()
+        self.generator = generator
+        self._noise: tuple[Tensor, ...] = ()
+        for i, layer in enumerate(noise_layers):
+            layer.register_forward_pre_hook(functools.partial(self._inject, i))
+
+    def _inject(self, i: int, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (*args[:3], self._noise[i])
+
+    def forward(self, segmap: Tensor, style_codes: Tensor, *noise: Tensor) -> Tensor:
+        self._noise = noise
+        try:
+            return self.generator(segmap, style_codes=style_codes)
+        finally:
+            self._noise = ()
+
+
+class _RainEncoder(nn.Module):
+    def __init__(self, generator: SEANGenerator) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, style_image: Tensor, segmap: Tensor) -> Tensor:
+        return self.generator.encode(style_image, segmap)
+
+
+def rain_generator_spec(generator: SEANGenerator, *, batch: int = 2,
+                        metadata: Mapping[str, Any] | None = None) -> GraphSpec:
+    """Export spec of a RAIN (SEAN) generator: ``(segmap, style_codes, noise_0, …) → image``.
+
+    The metadata lists ``noise_shapes`` (``[h, w]`` per noise input, in order) for the runtime.
+
+    Example:
+        >>> g = SEANGenerator(3, ngf=2, style_dim=4, crop_size=32, norm="batch", hidden=4, encoder_ngf=2)
+        >>> spec = rain_generator_spec(g)
+        >>> spec.input_names[:3], len(spec.input_names) == 2 + len(spec.metadata["noise_shapes"])
+        (('segmap', 'style_codes', 'noise_0'), True)
+    """
+    g = prepare_for_export(generator)
+    seg = _random_segmap(batch, g.semantic_nc, g.output_size)
+    codes = torch.randn(batch, g.label_nc, g.style_dim, generator=torch.Generator().manual_seed(1))
+    calls = _noise_layers(g, seg, codes)
+    noise_gen = torch.Generator().manual_seed(2)
+    noise = tuple(torch.randn(batch, 1, h, w, generator=noise_gen) for _, h, w in calls)
+    names = ("segmap", "style_codes", *(f"noise_{i}" for i in range(len(calls))))
+    info = {"task": "rain", "output_size": list(g.output_size), "semantic_nc": g.semantic_nc,
+            "style_dim": g.style_dim, "noise_shapes": [[h, w] for _, h, w in calls], **(metadata or {})}
+    return GraphSpec(RainGeneratorGraph(g, [m for m, _, _ in calls]), (seg, codes, *noise), names, ("image",),
+                     {n: {0: "N"} for n in names}, {"image": {0: "N"}}, info)
+
+
+def rain_encoder_spec(generator: SEANGenerator, *, batch: int = 2,
+                      metadata: Mapping[str, Any] | None = None) -> GraphSpec:
+    """Export spec of a SEAN generator's style encoder: ``(style_image, segmap) → style_codes (N, L, D)``.
+
+    The image is in [-1, 1] at the generator's output size; the batch is dynamic.
+    """
+    g = prepare_for_export(generator)
+    seg = _random_segmap(batch, g.semantic_nc, g.output_size)
+    image = torch.rand(batch, 3, *g.output_size, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    return GraphSpec(_RainEncoder(g), (image, seg), ("style_image", "segmap"), ("style_codes",),
+                     {"style_image": {0: "N"}, "segmap": {0: "N"}}, {"style_codes": {0: "N"}},
+                     {"task": "rain-encoder", **(metadata or {})})
 
 
 def _stylise(net: StyleTransfer, content: Tensor, target: Callable[[Tensor], Tensor],

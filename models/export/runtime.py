@@ -6,6 +6,8 @@ post-processing path for both backends:
 
 - :class:`OnnxGenerator` is called like a SPADE/CLADE generator, ``runner(segmap, z,
   generator=rng)``, and draws a VAE generator's ``z`` exactly as the generator does;
+- :class:`OnnxRainGenerator` is called like a SEAN generator with style codes, and draws the
+  per-layer noise from a seeded ``torch.Generator`` exactly as the generator does;
 - :class:`OnnxStyleTransfer` offers :meth:`~OnnxStyleTransfer.transfer` with the colour
   controls of :meth:`StyleTransfer.transfer` (one style per content).
 """
@@ -25,7 +27,7 @@ from models.spade.checkpoint import LabelLayout
 
 from .formats import METADATA_KEY
 
-__all__ = ["OnnxGenerator", "OnnxSession", "OnnxStyleTransfer", "default_providers"]
+__all__ = ["OnnxGenerator", "OnnxRainGenerator", "OnnxSession", "OnnxStyleTransfer", "default_providers"]
 
 
 def default_providers() -> list[str]:
@@ -117,6 +119,36 @@ class OnnxGenerator:
             z = torch.randn(segmap.shape[0], self.z_dim, generator=generator, device=segmap.device,
                             dtype=segmap.dtype)
         return self.session(segmap, z)[0]
+
+
+class OnnxRainGenerator:
+    """An exported RAIN (SEAN) generator, called like ``SEANGenerator(segmap, style_codes=…, noise=…)``.
+
+    Attributes:
+        output_size: ``(H, W)`` the graph was exported for.
+        style_dim: length of a region's code.
+        noise_shapes: ``(h, w)`` of each noise input, in draw order.
+    """
+
+    def __init__(self, path: str | Path, *, providers: Sequence[str] | None = None,
+                 threads: int | None = None) -> None:
+        self.session = OnnxSession(path, providers=providers, threads=threads)
+        self.session.require_task("rain")
+        meta = self.session.metadata
+        self.output_size: tuple[int, int] = tuple(meta["output_size"])
+        self.style_dim: int = meta["style_dim"]
+        self.noise_shapes = [tuple(s) for s in meta["noise_shapes"]]
+
+    def __call__(self, segmap: Tensor, *, style_codes: Tensor,
+                 noise: torch.Generator | None = None) -> Tensor:
+        """The image ``(N, 3, H, W)`` in [-1, 1]; the noise maps are drawn from ``noise`` in layer order."""
+        n = segmap.shape[0]
+        if noise is None:
+            maps = [torch.randn(n, 1, h, w, dtype=segmap.dtype) for h, w in self.noise_shapes]
+        else:  # RAIN's draw: on the generator's device, one map per layer, in call order
+            maps = [torch.randn(n, 1, h, w, generator=noise, device=noise.device, dtype=segmap.dtype)
+                    for h, w in self.noise_shapes]
+        return self.session(segmap, style_codes, *maps)[0]
 
 
 class OnnxStyleTransfer:

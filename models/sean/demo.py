@@ -40,10 +40,12 @@ SWAPS = {"sky": [0], "ground": [1], "shapes": list(range(2, len(SHAPES_CLASSES))
 
 
 class RegionTints(Dataset):
-    """Samples of ``base`` with each region's colour shifted by a random RGB tint (per image, class)."""
+    """Samples of ``base`` recoloured: ``keep · image + tint``, one random RGB tint per image and class."""
 
-    def __init__(self, base: Dataset, num_classes: int, *, strength: float = 0.5, seed: int = 0) -> None:
-        self.base, self.num_classes, self.strength, self.seed = base, num_classes, strength, seed
+    def __init__(self, base: Dataset, num_classes: int, *, strength: float = 0.6, keep: float = 0.4,
+                 seed: int = 0) -> None:
+        self.base, self.num_classes, self.seed = base, num_classes, seed
+        self.strength, self.keep = strength, keep
 
     def __len__(self) -> int:
         return len(self.base)
@@ -52,7 +54,8 @@ class RegionTints(Dataset):
         sample = dict(self.base[index])
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
         tints = (torch.rand(self.num_classes, 3, generator=g) * 2 - 1) * self.strength
-        sample["image"] = (sample["image"] + tints[sample["label"]].permute(2, 0, 1)).clamp(-1, 1)
+        tint = tints[sample["label"]].permute(2, 0, 1)
+        sample["image"] = (self.keep * sample["image"] + tint).clamp(-1, 1)
         return sample
 
 

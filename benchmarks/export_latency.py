@@ -1,0 +1,113 @@
+"""onnxruntime vs eager PyTorch latency for the exported AdaIN network (512²) and SPADE generator (256²).
+
+Each network is exported with ``models.export`` (``torch.onnx.export(dynamo=True)`` by default)
+and run the way ``infer.py`` runs it, with the same pre/post-processing on both sides:
+
+- AdaIN: ``StyleTransfer.transfer(content, style)`` vs ``OnnxStyleTransfer.transfer`` (content and
+  style 512², batch 1; random weights, 7 M parameters, 380 GFLOP);
+- SPADE: the generator as ``load_generator`` returns it (eval mode, spectral-norm hooks) vs
+  ``OnnxGenerator`` on the same one-hot map (ADE20K configuration: 151 input channels (150
+  classes + dontcare), ngf 64, 256², batch 1, 96.5 M parameters; a scene-like label map).
+
+Both backends get the same number of intra-op threads (``--threads``); eager and onnxruntime
+alternate round-robin after warm-up and the medians are compared (ratio = ort / eager; the
+target is ≤ 1.1). The outputs are checked to agree (max |diff| ≤ 1e-4) before timing.
+
+    python benchmarks/export_latency.py
+    python benchmarks/export_latency.py --quick      # tiny sizes, one round: a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import condnorm
+from benchmarks._harness import check_close, measure, parse_args, scene_labels, target
+from models.adain import StyleTransfer
+from models.adain.networks import torchvision_init_
+from models.export.formats import export_onnx
+from models.export.graphs import spade_generator_spec, style_transfer_spec
+from models.export.runtime import OnnxGenerator, OnnxStyleTransfer
+from models.spade import SPADEGenerator
+from models.spade.checkpoint import LabelLayout
+from models.spade.inference import preprocess
+from tests.export_cases import perturbed_
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--onnx-exporter", choices=("dynamo", "tracing"), default="dynamo")
+    parser.add_argument("--ngf", type=int, default=64, help="SPADE generator width (64: ADE20K)")
+
+
+def _export(spec, folder: Path, name: str, dynamo: bool) -> Path:
+    start = time.perf_counter()
+    path = export_onnx(spec, folder / f"{name}.onnx", dynamo=dynamo)
+    print(f"# exported {name}: {time.perf_counter() - start:.1f} s, {path.stat().st_size / 2**20:.0f} MiB")
+    return path
+
+
+def _row(name: str, timings) -> str:
+    eager, ort = timings.median("eager"), timings.median("onnxruntime")
+    print(target(f"{name} onnxruntime/eager", ort / eager, 1.1, higher_is_better=False))
+    return f"| {name} | {eager * 1e3:.0f} | {ort * 1e3:.0f} | {ort / eager:.2f} |"
+
+
+def bench_adain(args: argparse.Namespace, folder: Path, threads: int, repeats: int) -> str:
+    """AdaIN transfer, eager vs onnxruntime, one table row."""
+    side = 64 if args.quick else 512
+    net = StyleTransfer().eval()
+    torchvision_init_(net.encoder)
+    perturbed_(net.decoder, gain=1.4)  # random weights whose output spans [0, 1], so the check means something
+    path = _export(style_transfer_spec(net), folder, "adain", args.onnx_exporter == "dynamo")
+    runner = OnnxStyleTransfer(path, providers=["CPUExecutionProvider"], threads=threads)
+    content, style = torch.rand(1, 3, side, side), torch.rand(1, 3, side, side)
+    check_close("adain onnxruntime vs eager", runner.transfer(content, style),
+                net.transfer(content, style), 1e-4)
+    timings = measure({"eager": lambda: net.transfer(content, style),
+                       "onnxruntime": lambda: runner.transfer(content, style)},
+                      repeats=repeats, warmup=args.warmup)
+    return _row(f"AdaIN transfer {side}²", timings)
+
+
+def bench_spade(args: argparse.Namespace, folder: Path, threads: int, repeats: int) -> str:
+    """SPADE generator, eager (as load_generator returns it) vs onnxruntime, one table row."""
+    size, ngf = (64, 8) if args.quick else (256, args.ngf)
+    layout = LabelLayout(150, True, False)
+    generator = perturbed_(SPADEGenerator(layout.semantic_nc, ngf=ngf, crop_size=size))
+    seg = preprocess(list(scene_labels(1, size, 150)), None, layout, generator.output_size)
+    condnorm.recalibrate(generator, [seg])  # random weights with trained-like statistics
+    generator.eval()
+    params = sum(p.numel() for p in generator.parameters()) / 1e6
+    path = _export(spade_generator_spec(generator), folder, "spade", args.onnx_exporter == "dynamo")
+    runner = OnnxGenerator(path, providers=["CPUExecutionProvider"], threads=threads)
+    check_close("spade onnxruntime vs eager", runner(seg), generator(seg), 1e-4)
+    timings = measure({"eager": lambda: generator(seg), "onnxruntime": lambda: runner(seg)},
+                      repeats=repeats, warmup=args.warmup)
+    return _row(f"SPADE generator {size}² (ngf {ngf}, {params:.1f} M params)", timings)
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0], extra=_options)
+    import onnxruntime as ort
+
+    threads = torch.get_num_threads()
+    print(f"# onnxruntime {ort.__version__} (CPUExecutionProvider, intra-op threads {threads}); "
+          f"exporter {args.onnx_exporter}")
+    repeats = 1 if args.quick else (args.repeats or 5)
+    lines = ["| network | eager ms | onnxruntime ms | ort / eager |", "|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
+        lines.append(bench_adain(args, Path(tmp), threads, repeats))
+        lines.append(bench_spade(args, Path(tmp), threads, repeats))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

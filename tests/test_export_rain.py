@@ -1,0 +1,69 @@
+"""The RAIN (SEAN) generator exported with its noise maps as inputs, and its style encoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+import infer
+from models.data.semantic_datamodule import SemanticDataModule
+from models.export.architecture import load_exported_safetensors
+from models.export.runtime import OnnxRainGenerator, OnnxSession
+from models.export.verify import parity
+from models.lit.mask_to_image import MaskToImageModule
+from models.spade.checkpoint import load_generator
+from tests.export_cases import GENERATOR_SPECS
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:FutureWarning")  # torch.jit in torch 2.14
+
+
+@pytest.mark.parametrize(("fmt", "dynamo"), [("onnx", True), ("onnx", False), ("torchscript", True)],
+                         ids=["onnx-dynamo", "onnx-tracing", "torchscript"])
+def test_rain_generator_with_explicit_noise_matches_eager(fmt: str, dynamo: bool) -> None:
+    spec = GENERATOR_SPECS["SEANGenerator"]()
+    assert spec.input_names[:3] == ("segmap", "style_codes", "noise_0")
+    assert parity(spec, fmt, dynamo=dynamo) <= 1e-4
+
+
+def test_rain_style_encoder_matches_eager() -> None:
+    assert parity(GENERATOR_SPECS["SEANGenerator-encoder"](), "onnx", dynamo=False) <= 1e-4
+
+
+def test_command_line_export_reproduces_seeded_noise_and_codes(tmp_path: Path) -> None:
+    dm = SemanticDataModule(dataset_mode="shapes", crop_size=32, num_train=4, num_val=2, batch_size=2,
+                            num_workers=0, no_instance=True)
+    model = MaskToImageModule(generator="rain", ngf=8, ndf=8, num_D=1, n_layers_D=2, norm_G="syncbatch",
+                              lambda_vgg=0.0, lpips=False, style_dim=8)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp_path,
+                         max_steps=2, limit_val_batches=0, enable_checkpointing=False)
+    trainer.fit(model, datamodule=dm)
+    ckpt = tmp_path / "rain.ckpt"
+    trainer.save_checkpoint(ckpt)
+    base = ["export", "--checkpoint", str(ckpt), "--task", "rain"]
+    assert infer.main([*base, "--format", "onnx", "--onnx-exporter", "tracing", "--out",
+                       str(tmp_path / "g.onnx")]) == 0
+    assert infer.main([*base, "--format", "onnx", "--part", "encoder", "--onnx-exporter", "tracing", "--out",
+                       str(tmp_path / "e.onnx")]) == 0
+    assert infer.main([*base, "--format", "safetensors", "--out", str(tmp_path / "g.safetensors")]) == 0
+    generator, _ = load_generator(ckpt)
+    ids = torch.randint(generator.semantic_nc, (3, 32, 32))
+    seg = torch.nn.functional.one_hot(ids, generator.semantic_nc).permute(0, 3, 1, 2).float()
+    image = torch.rand(3, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        codes = generator.encode(image, seg)
+        expected = generator(seg, style_codes=codes, noise=torch.Generator().manual_seed(4))
+        from_safetensors = load_exported_safetensors(tmp_path / "g.safetensors")(
+            seg, style_codes=codes, noise=torch.Generator().manual_seed(4))
+    onnx_codes = OnnxSession(tmp_path / "e.onnx")(image, seg)[0]
+    torch.testing.assert_close(onnx_codes, codes, rtol=0, atol=1e-4)
+    got = OnnxRainGenerator(tmp_path / "g.onnx")(seg, style_codes=onnx_codes,
+                                                 noise=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-4)
+    torch.testing.assert_close(from_safetensors, expected, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match=r"holds a RAIN \(SEAN\) generator: export it with --task rain"):
+        infer.main(["export", "--checkpoint", str(ckpt), "--task", "spade", "--format", "onnx", "--out",
+                    str(tmp_path / "x.onnx")])
