@@ -65,7 +65,7 @@ def bench_adain(args: argparse.Namespace, folder: Path, threads: int, repeats: i
     side = 64 if args.quick else 512
     net = StyleTransfer().eval()
     torchvision_init_(net.encoder)
-    perturbed_(net.decoder, gain=1.4)  # random weights whose output spans [0, 1], so the check means something
+    perturbed_(net.decoder, gain=1.4)  # random weights whose output spans [0, 1]: a meaningful check
     path = _export(style_transfer_spec(net), folder, "adain", args.onnx_exporter == "dynamo")
     runner = OnnxStyleTransfer(path, providers=["CPUExecutionProvider"], threads=threads)
     content, style = torch.rand(1, 3, side, side), torch.rand(1, 3, side, side)

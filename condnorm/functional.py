@@ -51,11 +51,9 @@ def _moments(feat: Tensor, eps: float, divisor: int) -> tuple[Tensor, Tensor]:
     ``torch.var``'s Welford kernel on CPU. No sizes are read here (the divisor comes in), which
     keeps the custom functions traceable by dynamo with dynamic shapes.
     """
-    flat = feat.flatten(2)
-    mean = flat.mean(-1, keepdim=True)
-    std = (torch.linalg.vector_norm(flat - mean, dim=-1, keepdim=True).square() / divisor + eps).sqrt()
-    for _ in range(feat.dim() - 3):
-        mean, std = mean.unsqueeze(-1), std.unsqueeze(-1)
+    dims = tuple(range(2, feat.dim()))
+    mean = feat.mean(dims, keepdim=True)
+    std = (torch.linalg.vector_norm(feat - mean, dim=dims, keepdim=True).square() / divisor + eps).sqrt()
     return mean, std
 
 

@@ -9,8 +9,9 @@ The journey::
   spectral/weight norm folded into plain weights, SyncBatchNorm → BatchNorm).
 - :mod:`~models.export.graphs`: what is exported, with fixed tensor inputs and dynamic sizes
   (:class:`~models.export.formats.GraphSpec`): every condnorm layer, the SPADE/CLADE generator
-  (and its VAE encoder), the AdaIN/AdaCoN style-transfer network (and its split form with
-  precomputed style statistics).
+  (and its VAE encoder), the RAIN (SEAN) generator (noise maps as inputs) and its style
+  encoder, the AdaIN/AdaCoN style-transfer network (and its split form with precomputed style
+  statistics).
 - :mod:`~models.export.formats`: the writers and readers; ONNX through
   ``torch.onnx.export(dynamo=True)`` by default (see there for why), or the tracing exporter.
 - :mod:`~models.export.architecture`: safetensors weights plus a JSON description that rebuilds
@@ -22,14 +23,23 @@ The journey::
 
 from .architecture import describe, load_exported_safetensors, save_exported_safetensors
 from .formats import GraphSpec, export, export_onnx, export_program, export_torchscript
-from .graphs import layer_spec, spade_encoder_spec, spade_generator_spec, style_code_spec, style_transfer_spec
+from .graphs import (
+    layer_spec,
+    rain_encoder_spec,
+    rain_generator_spec,
+    spade_encoder_spec,
+    spade_generator_spec,
+    style_code_spec,
+    style_transfer_spec,
+)
 from .prepare import fold_reparameterizations, prepare_for_export
-from .runtime import OnnxGenerator, OnnxSession, OnnxStyleTransfer
+from .runtime import OnnxGenerator, OnnxRainGenerator, OnnxSession, OnnxStyleTransfer
 from .verify import parity
 
 __all__ = [
     "GraphSpec",
     "OnnxGenerator",
+    "OnnxRainGenerator",
     "OnnxSession",
     "OnnxStyleTransfer",
     "describe",
@@ -42,6 +52,8 @@ __all__ = [
     "load_exported_safetensors",
     "parity",
     "prepare_for_export",
+    "rain_encoder_spec",
+    "rain_generator_spec",
     "save_exported_safetensors",
     "spade_encoder_spec",
     "spade_generator_spec",

@@ -2,7 +2,7 @@
 
 - **Layers**: every condnorm layer is exported as it is, ``layer(x, *conditions)``
   (:func:`layer_spec`); batch and spatial sizes are dynamic.
-- **SPADE generator** (:func:`spade_generator_spec`): ``segmap → image``, or ``(segmap, z) →
+- **SPADE and CLADE generators** (:func:`spade_generator_spec`): ``segmap → image``, or ``(segmap, z) →
   image`` for a VAE generator (the runtime draws ``z``, as the PyTorch path does). The VAE
   image encoder is a separate graph (:func:`spade_encoder_spec`, ``image → (mu, logvar)``), so
   a deployment that samples ``z`` does not carry it. Only the batch is dynamic: the output
@@ -23,6 +23,10 @@
   The split form takes precomputed style statistics: :class:`StyleCodeGraph` (``style →
   (mean, std)`` for AdaIN, ``style → code`` for AdaCoN) and :class:`StyleTransferFromCodeGraph`
   (``(content, *code, alpha) → image``), so one style's encoding is reused across contents.
+
+Example inputs have a batch of 2: from a batch of 1, ``torch.export`` may specialise the batch
+to 1 without an error (AdaCoN's per-sample kernels did), and the graph then fails on a larger
+batch at run time.
 """
 
 from __future__ import annotations

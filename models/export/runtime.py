@@ -88,7 +88,12 @@ class OnnxSession:
 
 
 class OnnxGenerator:
-    """An exported mask-to-image generator, called like :class:`~models.spade.SPADEGenerator`.
+    """An exported SPADE/CLADE generator, called like :class:`~models.spade.SPADEGenerator`.
+
+    Args:
+        path: the ``.onnx`` file (``infer.py export --task spade``).
+        providers: onnxruntime execution providers (default :func:`default_providers`).
+        threads: intra-op threads.
 
     Attributes:
         output_size: ``(H, W)`` the graph was exported for (the label maps are resized to it).

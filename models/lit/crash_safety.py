@@ -15,8 +15,9 @@ Every config in ``configs/`` sets
   the previous checkpoint intact; it reads checkpoints with ``torch.load(weights_only=True)``
   (:func:`models.weights.read_weights`), so resuming from a file cannot run code from it.
 - :class:`RNGState` stores the random generators' states in each checkpoint and restores them
-  when training resumes from one, so a run resumed from an epoch-end checkpoint draws the same shuffles,
-  crops and noise as an uninterrupted one (bit-identical on the CPU with ``deterministic: true``).
+  when training resumes from one, so a run resumed from an epoch-end checkpoint draws the same
+  shuffles, crops and noise as an uninterrupted one (bit-identical on the CPU with
+  ``deterministic: true``).
 - :func:`stop_if_not_finite` stops training with a ``FloatingPointError`` naming the loss and
   the step before a NaN/Inf reaches the weights; no checkpoint is written after it.
 """
