@@ -9,9 +9,10 @@ and run the way ``infer.py`` runs it, with the same pre/post-processing on both 
   ``OnnxGenerator`` on the same one-hot map (ADE20K configuration: 151 input channels (150
   classes + dontcare), ngf 64, 256², batch 1, 96.5 M parameters; a scene-like label map).
 
-Both backends get the same number of intra-op threads (``--threads``); eager and onnxruntime
-alternate round-robin after warm-up and the medians are compared (ratio = ort / eager; the
-target is ≤ 1.1). The outputs are checked to agree (max |diff| ≤ 1e-4) before timing.
+Both backends get the same number of intra-op threads (``--threads``); eager and the graphs of
+both ONNX exporters (``--onnx-exporter``) alternate round-robin after warm-up and the medians
+are compared (ratio = ort / eager; the target is ≤ 1.1). The outputs are checked to agree
+(max |diff| ≤ 1e-4) before timing.
 
     python benchmarks/export_latency.py
     python benchmarks/export_latency.py --quick      # tiny sizes, one round: a smoke test
@@ -41,44 +42,59 @@ from models.spade.checkpoint import LabelLayout
 from models.spade.inference import preprocess
 from tests.export_cases import perturbed_
 
+EXPORTERS = {"dynamo": True, "tracing": False}
+
 
 def _options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--onnx-exporter", choices=("dynamo", "tracing"), default="dynamo")
+    parser.add_argument("--onnx-exporter", choices=(*EXPORTERS, "both"), default="both",
+                        help="which ONNX exporter's graph to time (both: each, in the same rounds)")
     parser.add_argument("--ngf", type=int, default=64, help="SPADE generator width (64: ADE20K)")
+    parser.add_argument("--only", choices=("adain", "spade"), help="time one network only")
 
 
-def _export(spec, folder: Path, name: str, dynamo: bool) -> Path:
-    start = time.perf_counter()
-    path = export_onnx(spec, folder / f"{name}.onnx", dynamo=dynamo)
-    print(f"# exported {name}: {time.perf_counter() - start:.1f} s, {path.stat().st_size / 2**20:.0f} MiB")
-    return path
+def _sessions(spec, folder: Path, name: str, args: argparse.Namespace, load) -> dict[str, object]:
+    """Export ``spec`` with the chosen exporter(s); ``{variant name: runner}``."""
+    runners = {}
+    for exporter, dynamo in EXPORTERS.items():
+        if args.onnx_exporter not in (exporter, "both"):
+            continue
+        start = time.perf_counter()
+        path = export_onnx(spec, folder / f"{name}_{exporter}.onnx", dynamo=dynamo)
+        print(f"# exported {name} ({exporter}): {time.perf_counter() - start:.1f} s, "
+              f"{path.stat().st_size / 2**20:.0f} MiB")
+        runners[f"onnxruntime ({exporter})"] = load(path)
+    return runners
 
 
-def _row(name: str, timings) -> str:
-    eager, ort = timings.median("eager"), timings.median("onnxruntime")
-    print(target(f"{name} onnxruntime/eager", ort / eager, 1.1, higher_is_better=False))
-    return f"| {name} | {eager * 1e3:.0f} | {ort * 1e3:.0f} | {ort / eager:.2f} |"
+def _rows(name: str, timings) -> list[str]:
+    eager = timings.median("eager")
+    rows = []
+    for variant in timings.samples:
+        if variant != "eager":
+            ort = timings.median(variant)
+            print(target(f"{name} {variant}/eager", ort / eager, 1.1, higher_is_better=False))
+            rows.append(f"| {name} | {variant} | {eager * 1e3:.0f} | {ort * 1e3:.0f} | {ort / eager:.2f} |")
+    return rows
 
 
-def bench_adain(args: argparse.Namespace, folder: Path, threads: int, repeats: int) -> str:
-    """AdaIN transfer, eager vs onnxruntime, one table row."""
+def bench_adain(args: argparse.Namespace, folder: Path, threads: int, repeats: int) -> list[str]:
+    """AdaIN transfer, eager vs onnxruntime: table rows."""
     side = 64 if args.quick else 512
     net = StyleTransfer().eval()
     torchvision_init_(net.encoder)
     perturbed_(net.decoder, gain=1.4)  # random weights whose output spans [0, 1]: a meaningful check
-    path = _export(style_transfer_spec(net), folder, "adain", args.onnx_exporter == "dynamo")
-    runner = OnnxStyleTransfer(path, providers=["CPUExecutionProvider"], threads=threads)
+    runners = _sessions(style_transfer_spec(net), folder, "adain", args, lambda path: OnnxStyleTransfer(
+        path, providers=["CPUExecutionProvider"], threads=threads))
     content, style = torch.rand(1, 3, side, side), torch.rand(1, 3, side, side)
-    check_close("adain onnxruntime vs eager", runner.transfer(content, style),
-                net.transfer(content, style), 1e-4)
-    timings = measure({"eager": lambda: net.transfer(content, style),
-                       "onnxruntime": lambda: runner.transfer(content, style)},
-                      repeats=repeats, warmup=args.warmup)
-    return _row(f"AdaIN transfer {side}²", timings)
+    variants = {"eager": lambda: net.transfer(content, style)}
+    for variant, runner in runners.items():
+        check_close(f"adain {variant} vs eager", runner.transfer(content, style), variants["eager"](), 1e-4)
+        variants[variant] = lambda runner=runner: runner.transfer(content, style)
+    return _rows(f"AdaIN transfer {side}²", measure(variants, repeats=repeats, warmup=args.warmup))
 
 
-def bench_spade(args: argparse.Namespace, folder: Path, threads: int, repeats: int) -> str:
-    """SPADE generator, eager (as load_generator returns it) vs onnxruntime, one table row."""
+def bench_spade(args: argparse.Namespace, folder: Path, threads: int, repeats: int) -> list[str]:
+    """SPADE generator, eager (as load_generator returns it) vs onnxruntime: table rows."""
     size, ngf = (64, 8) if args.quick else (256, args.ngf)
     layout = LabelLayout(150, True, False)
     generator = perturbed_(SPADEGenerator(layout.semantic_nc, ngf=ngf, crop_size=size))
@@ -86,12 +102,14 @@ def bench_spade(args: argparse.Namespace, folder: Path, threads: int, repeats: i
     condnorm.recalibrate(generator, [seg])  # random weights with trained-like statistics
     generator.eval()
     params = sum(p.numel() for p in generator.parameters()) / 1e6
-    path = _export(spade_generator_spec(generator), folder, "spade", args.onnx_exporter == "dynamo")
-    runner = OnnxGenerator(path, providers=["CPUExecutionProvider"], threads=threads)
-    check_close("spade onnxruntime vs eager", runner(seg), generator(seg), 1e-4)
-    timings = measure({"eager": lambda: generator(seg), "onnxruntime": lambda: runner(seg)},
-                      repeats=repeats, warmup=args.warmup)
-    return _row(f"SPADE generator {size}² (ngf {ngf}, {params:.1f} M params)", timings)
+    runners = _sessions(spade_generator_spec(generator), folder, "spade", args, lambda path: OnnxGenerator(
+        path, providers=["CPUExecutionProvider"], threads=threads))
+    variants = {"eager": lambda: generator(seg)}
+    for variant, runner in runners.items():
+        check_close(f"spade {variant} vs eager", runner(seg), variants["eager"](), 1e-4)
+        variants[variant] = lambda runner=runner: runner(seg)
+    name = f"SPADE generator {size}² (ngf {ngf}, {params:.1f} M params)"
+    return _rows(name, measure(variants, repeats=repeats, warmup=args.warmup))
 
 
 def main() -> None:
@@ -99,13 +117,14 @@ def main() -> None:
     import onnxruntime as ort
 
     threads = torch.get_num_threads()
-    print(f"# onnxruntime {ort.__version__} (CPUExecutionProvider, intra-op threads {threads}); "
-          f"exporter {args.onnx_exporter}")
+    print(f"# onnxruntime {ort.__version__} (CPUExecutionProvider, intra-op threads {threads})")
     repeats = 1 if args.quick else (args.repeats or 5)
-    lines = ["| network | eager ms | onnxruntime ms | ort / eager |", "|---|---|---|---|"]
+    lines = ["| network | backend | eager ms | onnxruntime ms | ort / eager |", "|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
-        lines.append(bench_adain(args, Path(tmp), threads, repeats))
-        lines.append(bench_spade(args, Path(tmp), threads, repeats))
+        if args.only in (None, "adain"):
+            lines += bench_adain(args, Path(tmp), threads, repeats)
+        if args.only in (None, "spade"):
+            lines += bench_spade(args, Path(tmp), threads, repeats)
     print("\n".join(lines))
 
 

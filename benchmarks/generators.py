@@ -41,7 +41,8 @@ def count(module: nn.Module, keep: Callable[[str], bool] = lambda name: True) ->
     return sum(p.numel() for name, p in module.named_parameters() if keep(name))
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> dict[str, tuple[int, float]]:
+    """Run the comparison and print the table; returns ``{variant: (parameters, median seconds)}``."""
     args = parse_args(__doc__.splitlines()[0], argv, options)
     if args.quick:
         args.label_nc, args.ngf, args.size, args.style_dim, args.batch = 5, 4, 32, 16, 1
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     timings = measure(variants, repeats=repeats, warmup=1)
     base_t, base_p = timings.median("SPADE-G"), count(nets["SPADE-G"])
     in_norms = {name: count(net, lambda n: ".norm_" in n or ".ace_" in n) for name, net in nets.items()}
+    results = {}
     print("| generator | params (M) | in the norms (M) | params / SPADE-G | forward ms (median) "
           "| time / SPADE-G |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -86,10 +88,12 @@ def main(argv: list[str] | None = None) -> None:
         net = nets[name.split(" ")[0]]
         params = count(net) if name != "RAIN-G" else count(net, lambda n: not n.startswith("Zencoder."))
         t = timings.median(name)
+        results[name] = (params, t)
         print(f"| {name} | {params / 1e6:.2f} | {in_norms[name.split(' ')[0]] / 1e6:.2f} | "
               f"{params / base_p:.2f} | {t * 1e3:.1f} | {t / base_t:.2f} |")
     print(f"# RAIN-G's style encoder: {count(rain.Zencoder) / 1e6:.2f} M parameters "
           f"(counted in 'RAIN-G + encoder' only)")
+    return results
 
 
 if __name__ == "__main__":

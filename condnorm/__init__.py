@@ -15,6 +15,7 @@ from .functional import adain, calc_mean_std, mix_table, modulate, region_averag
 from .norm import NORM_KINDS, make_norm
 from .rain import RAIN, SEAN, RegionAdaptiveNorm2d
 from .self_conditioned import AttentiveNorm2d, InstanceEnhancementBatchNorm2d
+from .semantic_map import LabelWindows, SemanticMap, label_conv2d, label_windows
 from .spade import SPADE, SpatiallyAdaptiveNorm2d
 from .sync_batchnorm import SyncBatchNorm2d
 
@@ -35,7 +36,9 @@ __all__ = [
     "ConditionalBatchNorm2d",
     "ConditionalInstanceNorm2d",
     "InstanceEnhancementBatchNorm2d",
+    "LabelWindows",
     "RegionAdaptiveNorm2d",
+    "SemanticMap",
     "SpatiallyAdaptiveNorm2d",
     "SyncBatchNorm2d",
     "adain",
@@ -43,6 +46,8 @@ __all__ = [
     "convert",
     "convert_sync_batchnorm",
     "functional",
+    "label_conv2d",
+    "label_windows",
     "make_norm",
     "mix_table",
     "modulate",

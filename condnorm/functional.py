@@ -44,7 +44,7 @@ def _counts(feat: Tensor, unbiased: bool) -> tuple[int, int]:
     return n, n - int(unbiased)
 
 
-def _moments(feat: Tensor, eps: float, divisor: int) -> tuple[Tensor, Tensor]:
+def _moments(feat: Tensor, eps: float | Tensor, divisor: int) -> tuple[Tensor, Tensor]:
     """Mean and ``sqrt(Σ(x − μ)² / divisor + eps)`` per sample and channel, each ``(N, C, 1, ..., 1)``.
 
     Two passes (mean, then the norm of the centred map): exact, and ~10× faster than
@@ -88,7 +88,7 @@ class _MeanStd(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, feat: Tensor, eps: float, n: int, divisor: int) -> tuple[Tensor, Tensor]:
+    def forward(ctx: Any, feat: Tensor, eps: Tensor, n: int, divisor: int) -> tuple[Tensor, Tensor]:
         mean, std = _moments(feat, eps, divisor)
         ctx.save_for_backward(feat, mean, std)
         ctx.eps, ctx.n, ctx.divisor = eps, n, divisor
@@ -109,19 +109,20 @@ class _MeanStd(torch.autograd.Function):
         return torch.addcmul(g_mean / ctx.n - slope * mean, feat, slope), None, None, None
 
 
+def _scalar(value: float) -> Tensor:
+    """A float as a 0-d float64 tensor (cast to the operands' dtype where it is used, like a float)."""
+    return torch.tensor(value, dtype=torch.float64)
+
+
 def _adain_affine(c_mean: Tensor, c_std: Tensor, s_mean: Tensor, s_std: Tensor,
-                  alpha: float) -> tuple[Tensor, Tensor]:
+                  alpha: float | Tensor) -> tuple[Tensor, Tensor]:
     """AdaIN as ``x * scale + shift`` per channel, with the ``α`` blend folded in."""
     scale = s_std / c_std
-    shift = s_mean - c_mean * scale
-    if alpha != 1.0:
-        scale = alpha * scale + (1.0 - alpha)
-        shift = alpha * shift
-    return scale, shift
+    return alpha * scale + (1.0 - alpha), alpha * (s_mean - c_mean * scale)  # exact for α = 1
 
 
-def _adain_composite(content: Tensor, s_mean: Tensor, s_std: Tensor, eps: float, divisor: int,
-                     alpha: float) -> Tensor:
+def _adain_composite(content: Tensor, s_mean: Tensor, s_std: Tensor, eps: float | Tensor, divisor: int,
+                     alpha: float | Tensor) -> Tensor:
     """AdaIN given the style's statistics, as plain differentiable operators."""
     c_mean, c_std = _moments(content, eps, divisor)
     scale, shift = _adain_affine(c_mean, c_std, s_mean, s_std, alpha)
@@ -143,8 +144,8 @@ class _AdaINContent(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, content: Tensor, s_mean: Tensor, s_std: Tensor, eps: float, n: int, divisor: int,
-                alpha: float) -> Tensor:
+    def forward(ctx: Any, content: Tensor, s_mean: Tensor, s_std: Tensor, eps: Tensor, n: int, divisor: int,
+                alpha: Tensor) -> Tensor:
         c_mean, c_std = _moments(content, eps, divisor)
         scale, shift = _adain_affine(c_mean, c_std, s_mean, s_std, alpha)
         ctx.save_for_backward(content, s_mean, s_std, c_mean, c_std)
@@ -206,7 +207,7 @@ def calc_mean_std(feat: Tensor, eps: float = 1e-5, unbiased: bool = False) -> tu
     n, divisor = _counts(feat, unbiased)
     if _plain_operators_only():
         return _moments(feat, eps, divisor)
-    return _MeanStd.apply(feat, eps, n, divisor)
+    return _MeanStd.apply(feat, _scalar(eps), n, divisor)
 
 
 def adain(
@@ -268,7 +269,9 @@ def adain(
     n, divisor = _counts(content, unbiased)
     if _plain_operators_only():
         return _adain_composite(content, s_mean, s_std, eps, divisor, alpha)
-    return _AdaINContent.apply(content, s_mean, s_std, eps, n, divisor, alpha)
+    # eps and α go in as 0-d tensors: dynamo (dynamic=True) makes float arguments symbolic, and a
+    # symbolic float cannot enter an autograd.Function's subgraph.
+    return _AdaINContent.apply(content, s_mean, s_std, _scalar(eps), n, divisor, _scalar(alpha))
 
 
 def modulate(normalized: Tensor, gamma: Tensor, beta: Tensor, *, plain_gamma: bool = False) -> Tensor:

@@ -1,10 +1,18 @@
-"""Hard semantic maps as class ids: the exact, compact form of a one-hot map, and convolutions on it.
+"""Hard semantic maps as class ids: the compact form of a one-hot map, and convolutions on it.
 
 A one-hot map of ``L`` classes spends ``L`` floats per pixel to say one integer. Layers that know
-this (SPADE's first convolution, CLADE's lookup) compute on the ids directly: a convolution of a
-one-hot map is a sum of weight slices picked by the ids under the kernel window, an embedding-bag
-lookup that costs ``k²·C_out`` additions per pixel instead of ``k²·L·C_out`` multiply-adds, with
-exactly the same result.
+this compute on the ids directly, with the same result up to float rounding:
+
+- a convolution of a one-hot map is a sum of weight slices picked by the ids under the kernel
+  window (:func:`label_conv2d`, an embedding bag: ``k²·C_out`` additions per pixel instead of
+  ``k²·L·C_out`` multiply-adds);
+- it depends only on the window of ids, and a label map made of regions has few distinct windows
+  (:func:`label_windows`), so it can run once per distinct window (:func:`window_conv`) and be
+  painted back; a second convolution on top depends only on the arrangement of windows (the
+  patch), likewise few. :class:`condnorm.SPADE` uses both.
+
+:class:`SemanticMap` carries the ids (plus dense channels such as instance edges) through the
+networks in place of the dense map.
 """
 
 from __future__ import annotations

@@ -162,3 +162,15 @@ def test_infer_rain_errors(rain_run: dict, tmp_path: Path) -> None:
         infer.main(["rain", *common, "--style-for", "sky=x.png"])
     with pytest.raises(ValueError, match=r"holds a RAIN \(SEAN\) generator.*use infer.py rain"):
         infer.main(["spade", *common])
+
+
+def test_module_rejects_rain_with_vae_or_instance_edges() -> None:
+    layout = dict(label_nc=6, contain_dontcare_label=False, crop_size=32, aspect_ratio=1.0, lambda_vgg=0.0)
+    with pytest.raises(ValueError, match="takes its style from region codes; use_vae applies to spade/clade"):
+        MaskToImageModule(generator="rain", use_vae=True, use_instance=False, **layout)
+    with pytest.raises(ValueError, match="no_instance: true"):
+        MaskToImageModule(generator="rain", use_instance=True, **layout)
+    with pytest.raises(ValueError, match="unknown generator 'pix2pixhd'"):
+        MaskToImageModule(generator="pix2pixhd", use_instance=True, **layout)
+    module = MaskToImageModule(generator="sean", use_instance=False, **{**TINY_MODEL, **layout})
+    assert isinstance(module.generator, SEANGenerator) and module.discriminator is not None

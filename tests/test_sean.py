@@ -329,3 +329,14 @@ def test_mixing_priority_and_fallback() -> None:
     ])
     assert mixed.codes.flatten().tolist() == [3.0, 1.0, 2.0, 0.0]  # region 3: nobody has it, zeros
     assert mixed.present.tolist() == [True, True, True, False]
+
+
+def test_generator_benchmark_quick_mode(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.generators import main
+
+    results = main(["--quick"])
+    assert list(results) == ["SPADE-G", "CLADE-G", "RAIN-G", "RAIN-G + encoder"]
+    params = [results[name][0] for name in ("CLADE-G", "SPADE-G", "RAIN-G", "RAIN-G + encoder")]
+    assert params == sorted(params) and all(results[name][1] > 0 for name in results)
+    out = capsys.readouterr().out
+    assert "threads" in out and "| generator | params (M) |" in out

@@ -1,17 +1,19 @@
 """Region style swap demo: train a tiny RAIN generator on tinted shapes, save a swap grid.
 
-    python -m models.sean.demo                           # trains ~1-2 min on a CPU
+    python -m models.sean.demo                 # trains 250 steps: ~2 min on an idle 2-core CPU
     python -m models.sean.demo --checkpoint runs/rain_shapes/.../last.ckpt --out swap.png
 
 The shapes data gives every class one fixed colour, so there would be no style to swap; here
 every region of every image gets its own random tint (:class:`RegionTints`), which the
 generator can only reproduce from the region's code. Without ``--checkpoint`` a tiny
-generator learns that by reconstruction alone (L1 to the image it encodes, SEAN's objective
-without the GAN and perceptual terms, which take much longer on a CPU). Each grid row is one validation image
-(the target) and the previous one (the donor). Columns: label │ target │ reconstruction from its
-own codes │ donor │ the target with the donor's code for the sky │ for the ground │ for the
-shapes │ for every region (the donor's codes where the donor has the region). Only the swapped
-regions should change.
+generator learns that by reconstruction alone (L1 to the image it encodes: SEAN's objective
+without the GAN and perceptual terms, which take much longer on a CPU); it learns the tints
+only in part in so few steps. Each grid row is one validation image (the target) and the
+previous one (the donor). Columns: label │ target │ reconstruction from its own codes │ donor │
+the target with the donor's code for the sky │ for the ground │ for the shapes │ for every
+region (the donor's codes where the donor has the region) │ then the change maps
+``4·max_c |swap − reconstruction|`` of the sky, ground and shapes swaps: only the swapped
+regions (and a few pixels around them) should change.
 """
 
 from __future__ import annotations
@@ -81,17 +83,21 @@ def region_swap_columns(generator: SEANGenerator, seg: Tensor, images: Tensor, l
 
     codes, present = generator.Zencoder.encode_regions(images, seg)
     donor_codes, donor_present = codes.roll(1, 0), present.roll(1, 0)
-    columns = [colorize_labels(labels, generator.label_nc), (images + 1) / 2, generate(codes),
-               (images.roll(1, 0) + 1) / 2]
+    own = generate(codes)
+    donors = (images.roll(1, 0) + 1) / 2
+    columns = [colorize_labels(labels, generator.label_nc), (images + 1) / 2, own, donors]
+    changes = []
     for regions in swaps.values():
         take = torch.zeros_like(present)
         take[:, list(regions)] = True
         take &= donor_present
-        columns.append(generate(torch.where(take[..., None], donor_codes, codes)))
-    return columns
+        swapped = generate(torch.where(take[..., None], donor_codes, codes))
+        columns.append(swapped)
+        changes.append((swapped - own).abs().amax(1, keepdim=True).mul(4).expand(-1, 3, -1, -1))
+    return columns + changes[:-1]  # the change maps of all but the last (all-regions) swap
 
 
-def train_reconstruction(steps: int, *, size: int = 64, lr: float = 1e-3, seed: int = 0) -> SEANGenerator:
+def train_reconstruction(steps: int, *, size: int = 64, lr: float = 2e-3, seed: int = 0) -> SEANGenerator:
     """A tiny RAIN generator trained ``steps`` batches to reconstruct tinted shapes from their codes."""
     torch.manual_seed(seed)
     dm = tinted_shapes(size, num_train=512, num_val=1, batch_size=8)
@@ -114,7 +120,7 @@ def main(argv: list[str] | None = None) -> Path:
     """Parse options, train (or load) a RAIN generator, write the grid; returns its path."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="a rain Lightning checkpoint on shapes (skips training)")
-    parser.add_argument("--steps", type=int, default=300, help="training steps without --checkpoint")
+    parser.add_argument("--steps", type=int, default=250, help="training steps without --checkpoint")
     parser.add_argument("--out", default="runs/sean_demo/region_swap.png")
     parser.add_argument("--rows", type=int, default=6)
     args = parser.parse_args(argv)
@@ -130,8 +136,10 @@ def main(argv: list[str] | None = None) -> Path:
     seg = labels_to_onehot(batch["label"], generator.label_nc)
     columns = region_swap_columns(generator, seg, batch["image"], batch["label"], SWAPS)
     path = save_grid(columns, out)
+    names = list(SWAPS)
     print(f"wrote {path}: label | target | reconstruction | donor | " +
-          " | ".join(f"{name} from donor" for name in SWAPS))
+          " | ".join(f"{name} from donor" for name in names) + " | " +
+          " | ".join(f"change ({name}) x4" for name in names[:-1]))
     return path
 
 
