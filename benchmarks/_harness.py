@@ -14,6 +14,7 @@ Every script compares its variants against a baseline measured in the same proce
 from __future__ import annotations
 
 import argparse
+import ctypes
 import math
 import os
 import platform
@@ -253,3 +254,51 @@ def conv2d_flops(module: torch.nn.Module, example: Callable[[], object]) -> int:
         for h in handles:
             h.remove()
     return total
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+        "keepcost")]
+
+
+def _heap_in_use() -> Callable[[], int] | None:
+    """glibc's bytes in use (all arenas, heap + mmapped chunks), or None off glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+    except (OSError, AttributeError):
+        return None
+
+    def in_use() -> int:
+        info = libc.mallinfo2()
+        return info.uordblks + info.hblkhd
+
+    return in_use
+
+
+def peak_heap_growth(fn: Callable[[], object]) -> float | None:
+    """Peak growth of the allocated heap (bytes) while ``fn`` runs, sampled after every aten op.
+
+    Counts live allocations (what the tensors need), not RSS, so allocator fragmentation and
+    glibc's padding do not blur the comparison; the backward runs in the same thread on CPU and is
+    included. ``None`` where glibc's ``mallinfo2`` is unavailable.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    in_use = _heap_in_use()
+    if in_use is None:
+        return None
+
+    class Sampler(TorchDispatchMode):
+        peak = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            self.peak = max(self.peak, in_use())
+            return out
+
+    start = in_use()
+    with Sampler() as sampler:
+        fn()
+    return max(sampler.peak - start, 0)

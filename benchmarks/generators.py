@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> dict[str, tuple[int, float]]:
     args = parse_args(__doc__.splitlines()[0], argv, options)
     if args.quick:
         args.label_nc, args.ngf, args.size, args.style_dim, args.batch = 5, 4, 32, 16, 1
-    repeats = args.repeats or (1 if args.quick else 3)
+    repeats = args.repeats or (1 if args.quick else 5)
     print(f"# label_nc {args.label_nc}, ngf {args.ngf}, {args.size}², style_dim {args.style_dim}, "
           f"batch {args.batch}, norm batch (eval), spectral norm on, {repeats} round(s) interleaved")
     torch.manual_seed(0)

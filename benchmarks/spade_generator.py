@@ -15,7 +15,8 @@ window/patch (exact). "CLADE" is the same generator with :class:`condnorm.CLADE`
 
 Bound: the naive generator's conv FLOPs (counted) at the conv throughput measured in this run
 (forward+backward = 3× forward FLOPs). Ours does fewer FLOPs than that, so it can beat it.
-Peak memory: each variant's step runs in a fresh subprocess (ru_maxrss minus RSS before it).
+Peak memory: the growth of glibc's in-use heap during one training step, sampled after every aten
+op (live allocations, not RSS: fragmentation and malloc padding do not blur it).
 
     python benchmarks/spade_generator.py              # full size, ~2–5 min
     python benchmarks/spade_generator.py --ngf 32     # smaller widths when time is short
@@ -26,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import resource
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -46,6 +45,7 @@ from benchmarks._harness import (
     conv_throughput,
     measure,
     parse_args,
+    peak_heap_growth,
     print_table,
     rows_for,
     scene_labels,
@@ -126,35 +126,9 @@ def make_step(model: nn.Module, forward: Callable, seg: Tensor, grad: Tensor, *,
     return step
 
 
-def peak_memory(variant: str, args: argparse.Namespace) -> float:
-    """Peak RSS growth (MiB) of one training step of ``variant``, in a fresh subprocess."""
-    cmd = [sys.executable, __file__, "--memory-of", variant, "--ngf", str(args.ngf), "--crop", str(args.crop),
-           "--threads", str(args.threads), *(["--quick"] if args.quick else [])]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    return float(out.strip().splitlines()[-1])
-
-
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-
-
-def memory_of(variant: str, args: argparse.Namespace, semantic_nc: int) -> None:
-    # Both SPADE generators exist in both subprocesses (the naive one is built from ours), so the
-    # RSS before the step counts the same weights and no freed model sits in the heap for reuse.
-    models = {v: build(v, semantic_nc, args.ngf, args.crop) for v in ("naive", "ours")}
-    model, forward = models[variant]
-    seg = labels_to_onehot(scene_labels(1, args.crop, semantic_nc), semantic_nc)
-    step = make_step(model, forward, seg, torch.randn(1, 3, args.crop, args.crop))
-    before = _rss_mib()
-    step()
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before)
-
-
 def _extra(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ngf", type=int, default=None, help="base width (64 = the ADE20K model)")
     parser.add_argument("--crop", type=int, default=None, help="image size")
-    parser.add_argument("--memory-of", default=None, help=argparse.SUPPRESS)
 
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
@@ -162,9 +136,6 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     semantic_nc = 7 if args.quick else 151
     args.ngf = args.ngf or (4 if args.quick else 64)
     args.crop = args.crop or (64 if args.quick else 256)
-    if args.memory_of:
-        memory_of(args.memory_of, args, semantic_nc)
-        return []
     repeats = args.repeats or (1 if args.quick else 3)
     labels = scene_labels(1, args.crop, semantic_nc)
     seg = labels_to_onehot(labels, semantic_nc)
@@ -203,8 +174,10 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     print(f"# conv FLOPs forward: naive {flops / 1e9:.1f} G, CLADE {clade_flops / 1e9:.1f} G; "
           f"measured fp32 conv throughput {gflops / 1e9:.0f} GFLOP/s")
     bound_fwd, bound_fb = flops / gflops, 3 * flops / gflops
-    memory = {} if args.quick else {v: peak_memory(v, args) for v in ("naive", "ours")}
-    notes = {"ours": f"peak step memory {memory['ours']:.0f} vs {memory['naive']:.0f} MiB" if memory else ""}
+    memory = {v: peak_heap_growth(make_step(*models[v], seg, grad)) for v in ("naive", "ours")}
+    notes = {}
+    if None not in memory.values():
+        notes["ours"] = f"peak step memory {memory['ours'] / 2**20:.0f} vs {memory['naive'] / 2**20:.0f} MiB"
     rows = (rows_for("SPADE-G fwd+bwd", t_fb, "naive", bounds={"ours": bound_fb}, notes=notes)
             + rows_for("SPADE-G fwd", t_fwd, "naive", bounds={"ours": bound_fwd}))
     rows.append(Row("SPADE-G fwd+bwd", "CLADE vs ours", t_fb.median("CLADE"), t_fb.median("ours")))
@@ -215,8 +188,9 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         print(target("ours bf16 vs naive fp32, fwd+bwd", speed["ours bf16"], 2.0))
         print(target("CLADE vs naive SPADE generator, fwd+bwd", speed["CLADE"], 3.5))
         print(target("CLADE vs our SPADE generator, fwd+bwd", speed["CLADE vs ours"], 3.5))
-        ratio = memory["ours"] / memory["naive"]
-        print(target("peak memory ours / naive", ratio, 1.0, higher_is_better=False))
+        if None not in memory.values():
+            ratio = memory["ours"] / memory["naive"]
+            print(target("peak step memory ours / naive", ratio, 1.0, higher_is_better=False))
     return rows
 
 

@@ -111,6 +111,21 @@ class GraphSpec:
                            "outputs": list(self.output_names)}, sort_keys=True)
 
 
+class _Positional(nn.Module):
+    """Call a network with exactly the given tensors.
+
+    The tracing exporter appends the defaults of ``forward``'s remaining parameters to the
+    inputs (AdaIN's ``alpha=1.0`` became a graph input); a ``*inputs`` signature has none.
+    """
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, *inputs: Tensor) -> Any:
+        return self.network(*inputs)
+
+
 def _exported_program(spec: GraphSpec) -> torch.export.ExportedProgram:
     return torch.export.export(spec.module, spec.inputs, dynamic_shapes=spec.dynamic_shapes())
 
@@ -158,8 +173,8 @@ def onnx_bytes(spec: GraphSpec, *, dynamo: bool = True, opset: int = DEFAULT_OPS
             buffer = io.BytesIO()
             # This exporter prints the whole TorchScript graph when it fails; its exception says enough.
             with contextlib.redirect_stdout(io.StringIO()):
-                torch.onnx.export(spec.module, spec.inputs, buffer, dynamo=False, opset_version=opset,
-                                  verbose=False, input_names=list(spec.input_names),
+                torch.onnx.export(_Positional(spec.module), spec.inputs, buffer, dynamo=False,
+                                  opset_version=opset, verbose=False, input_names=list(spec.input_names),
                                   output_names=list(spec.output_names),
                                   dynamic_axes={**spec.dynamic, **spec.output_dynamic})
             proto = onnx.load_from_string(buffer.getvalue())

@@ -112,17 +112,6 @@ def layer_spec(layer: nn.Module, *inputs: Tensor) -> GraphSpec:
                      {"out": {0: "N", 2: "H", 3: "W"}}, {"task": "layer", "layer": type(layer).__name__})
 
 
-class _Positional(nn.Module):
-    """Call a network with positional tensors only (the tracing exporter passes defaults otherwise)."""
-
-    def __init__(self, network: nn.Module) -> None:
-        super().__init__()
-        self.network = network
-
-    def forward(self, *inputs: Tensor) -> Any:
-        return self.network(*inputs)
-
-
 def _random_segmap(n: int, channels: int, size: tuple[int, int], seed: int = 0) -> Tensor:
     ids = torch.randint(channels, (n, *size), generator=torch.Generator().manual_seed(seed))
     return F.one_hot(ids, channels).permute(0, 3, 1, 2).float()
@@ -152,7 +141,7 @@ def spade_generator_spec(generator: SPADEGenerator, *, batch: int = 2,
         names += ("z",)
     info = {"task": "spade", "output_size": list(g.output_size), "semantic_nc": g.semantic_nc,
             "use_vae": g.use_vae, "z_dim": g.z_dim, **(metadata or {})}
-    return GraphSpec(_Positional(g), inputs, names, ("image",), {n: {0: "N"} for n in names},
+    return GraphSpec(g, inputs, names, ("image",), {n: {0: "N"} for n in names},
                      {"image": {0: "N"}}, info)
 
 
