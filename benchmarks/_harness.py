@@ -216,7 +216,8 @@ def conv_throughput(channels: int, size: int, *, repeats: int, channels_last: bo
                     dtype: torch.dtype = torch.float32) -> float:
     """Measured FLOP/s of one 3×3 ``channels → channels`` convolution forward on ``(1, C, size, size)``.
 
-    The machine's conv throughput for the compute bounds (2·C_in·C_out·9·H·W FLOPs per call).
+    The machine's conv throughput for the compute bounds (2·C_in·C_out·9·H·W FLOPs per call): the
+    best of ``repeats`` calls, since a bound is what the machine can reach.
     """
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     conv = torch.nn.Conv2d(channels, channels, 3, padding=1).to(memory_format=fmt)
@@ -227,7 +228,7 @@ def conv_throughput(channels: int, size: int, *, repeats: int, channels_last: bo
         with torch.no_grad(), torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
             conv(x)
 
-    return flops / measure({"conv": run}, repeats=repeats, warmup=2).median("conv")
+    return flops / min(measure({"conv": run}, repeats=repeats, warmup=2).samples["conv"])
 
 
 def conv2d_flops(module: torch.nn.Module, example: Callable[[], object]) -> int:

@@ -6,7 +6,12 @@ per-class tables, RAIN blends a SPADE branch with per-region style codes (a per-
 ``style_dim²`` linear, two ``style_dim → C`` convs). RAIN-G is timed from precomputed codes and,
 separately, with its style encoder run on a style image. Everything runs in eval mode under
 ``torch.inference_mode`` on the same one-hot map (batch ``--batch``); the variants are
-interleaved and the ratios come from medians of the same run.
+interleaved and the ratios come from medians of the same run. SPADE-G and CLADE-G take the
+one-hot map the way users pass it (the generator may switch to its class-id path);
+"SPADE-G (dense map)" gets a soft copy, which keeps every SPADE layer on dense convolutions
+(the official structure), as RAIN-G's SPADE branch always is. The GFLOP column counts every
+``nn.Conv2d``/``nn.Linear`` call on a soft copy of the map (the dense-conv cost, independent of
+load and of SPADE's one-hot fast path; RAIN's per-class linears, a batched product, are not in it).
 
     python benchmarks/generators.py                   # label_nc 19, ngf 32, 256², style_dim 512
     python benchmarks/generators.py --ngf 64          # SEAN's CelebAMask-HQ generator
@@ -25,7 +30,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._harness import measure, parse_args, scene_labels
+from benchmarks._harness import conv2d_flops, measure, parse_args, scene_labels
 from models.generators import build_generator
 
 
@@ -71,26 +76,35 @@ def main(argv: list[str] | None = None) -> dict[str, tuple[int, float]]:
                 raise AssertionError("non-finite output")
         return timed
 
+    soft = seg * 0.999  # not one-hot: every layer takes its dense path, so every conv is counted
     variants = {
         "SPADE-G": run(lambda: nets["SPADE-G"](seg)),
+        "SPADE-G (dense map)": run(lambda: nets["SPADE-G"](soft)),
         "CLADE-G": run(lambda: nets["CLADE-G"](seg)),
         "RAIN-G": run(lambda: rain(seg, style_codes=codes, noise=torch.Generator().manual_seed(0))),
         "RAIN-G + encoder": run(lambda: rain(seg, style_image=image, noise=torch.Generator().manual_seed(0))),
     }
+    flops = {"SPADE-G": conv2d_flops(nets["SPADE-G"], lambda: nets["SPADE-G"](soft)),
+             "CLADE-G": conv2d_flops(nets["CLADE-G"], lambda: nets["CLADE-G"](soft)),
+             "RAIN-G": conv2d_flops(rain, lambda: rain(soft, style_codes=codes)),
+             "RAIN-G + encoder": conv2d_flops(rain, lambda: rain(soft, style_image=image))}
+    flops["SPADE-G (dense map)"] = flops["SPADE-G"]
     timings = measure(variants, repeats=repeats, warmup=1)
     base_t, base_p = timings.median("SPADE-G"), count(nets["SPADE-G"])
     in_norms = {name: count(net, lambda n: ".norm_" in n or ".ace_" in n) for name, net in nets.items()}
     results = {}
-    print("| generator | params (M) | in the norms (M) | params / SPADE-G | forward ms (median) "
-          "| time / SPADE-G |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| generator | params (M) | in the norms (M) | params / SPADE-G | conv GFLOP | GFLOP / SPADE-G "
+          "| forward ms (median) | time / SPADE-G |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in variants:
-        net = nets[name.split(" ")[0]]
+        key = name.split(" ")[0]
+        net = nets[key]
         params = count(net) if name != "RAIN-G" else count(net, lambda n: not n.startswith("Zencoder."))
         t = timings.median(name)
         results[name] = (params, t)
-        print(f"| {name} | {params / 1e6:.2f} | {in_norms[name.split(' ')[0]] / 1e6:.2f} | "
-              f"{params / base_p:.2f} | {t * 1e3:.1f} | {t / base_t:.2f} |")
+        print(f"| {name} | {params / 1e6:.2f} | {in_norms[key] / 1e6:.2f} | "
+              f"{params / base_p:.2f} | {flops[name] / 1e9:.1f} | {flops[name] / flops['SPADE-G']:.2f} | "
+              f"{t * 1e3:.1f} | {t / base_t:.2f} |")
     print(f"# RAIN-G's style encoder: {count(rain.Zencoder) / 1e6:.2f} M parameters "
           f"(counted in 'RAIN-G + encoder' only)")
     return results

@@ -93,6 +93,7 @@ def test_adain_compiles_fullgraph_with_gradients_and_one_graph_per_grad_mode() -
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
+    graphs = counters["stats"]["unique_graphs"]
     compiled = torch.compile(functools.partial(adain, unbiased=True), fullgraph=True, dynamic=True,
                              backend="aot_eager")
     for shape in [(2, 3, 8, 6), (3, 5, 6, 10)]:  # no equal sizes in the first: dynamo's duck sizing
@@ -104,7 +105,7 @@ def test_adain_compiles_fullgraph_with_gradients_and_one_graph_per_grad_mode() -
             torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
         with torch.no_grad():
             torch.testing.assert_close(compiled(content, style), adain(content, style, unbiased=True))
-    assert counters["stats"]["unique_graphs"] == 2  # grad and no-grad; no recompile for the 2nd shape
+    assert counters["stats"]["unique_graphs"] - graphs == 2  # grad and no-grad; none for the 2nd shape
 
 
 def test_adain_traces_and_exports_as_plain_operators(tmp_path) -> None:
@@ -205,8 +206,8 @@ def spade_reference(layer: condnorm.SPADE, x: Tensor, dense: Tensor) -> Tensor:
     return batch_norm_train(x) * (1 + gamma) + beta
 
 
-SPADE_PATHS = {
-    "patches": {},  # blocky maps: few distinct windows
+SPADE_PATHS = {  # force each path whatever the map's count of distinct windows
+    "patches": {"WINDOW_FRACTION": float("inf")},
     "windows then convs": {"WINDOW_FRACTION": 0.0},
 }
 

@@ -335,7 +335,7 @@ def test_generator_benchmark_quick_mode(capsys: pytest.CaptureFixture[str]) -> N
     from benchmarks.generators import main
 
     results = main(["--quick"])
-    assert list(results) == ["SPADE-G", "CLADE-G", "RAIN-G", "RAIN-G + encoder"]
+    assert list(results) == ["SPADE-G", "SPADE-G (dense map)", "CLADE-G", "RAIN-G", "RAIN-G + encoder"]
     params = [results[name][0] for name in ("CLADE-G", "SPADE-G", "RAIN-G", "RAIN-G + encoder")]
     assert params == sorted(params) and all(results[name][1] > 0 for name in results)
     out = capsys.readouterr().out

@@ -7,14 +7,24 @@ dimensions are dynamic, and a JSON-able ``metadata`` dict that travels inside th
 archives), so a runtime can rebuild the pre- and post-processing without the training code.
 
 ONNX exporters. ``torch.onnx.export`` has two: the ``torch.export``-based one (``dynamo=True``)
-and the TorchScript-tracing one (``dynamo=False``). Both export every condnorm layer and
-generator here with the same parity (≤1e-5 against eager). **The default is ``dynamo=True``**:
-it is PyTorch's default and maintained exporter (the tracing one is deprecated since 2.9 and
-warns on use), and it proves the dynamic dimensions symbolically (a size the code specialises
-on fails the export instead of silently freezing, which tracing does). Its cost is export
-time: about 1.5 s per layer and 8–12 s for a tiny SPADE generator on 2 CPU cores, against
-0.05 s and 0.5 s for tracing; inference speed under onnxruntime was the same for both in
-``benchmarks/export_latency.py``. Pass ``dynamo=False`` for fast iteration.
+and the TorchScript-tracing one (``dynamo=False``). Where both work they give the same parity
+(``benchmarks/export_parity.py``) and onnxruntime runs their graphs equally fast (AdaIN 512²:
+4.28 vs 4.55 s; SPADE ADE20K 256²: 4.62 vs 4.72 s, same run, ``benchmarks/export_latency.py``).
+**The default is ``dynamo=True``** because
+
+- it is PyTorch's maintained, default exporter; the tracing one is deprecated since 2.9;
+- it exports everything here, where tracing fails on SPADE fed integer id maps (``F.unfold``
+  on a dynamic size) and needed ``unflatten`` instead of ``view(-1, …)`` for the VAE generator;
+- it traces symbolically: shape arithmetic stays symbolic and a dynamic size the code fixes
+  raises (except from size-1 examples, hence batch-2 examples), where tracing records Python
+  branches on sizes at their example values.
+
+Its cost is export time: 1–6 s per layer, 6–10 s for a tiny generator, 9–18 s for the AdaIN
+network on 2 shared cores, against 0.05–2.6 s for tracing (the 96 M-parameter ADE20K generator
+took 10 s vs 16 s). Pass ``dynamo=False`` for fast iteration.
+
+TorchScript (``torch.jit.trace``/``save``/``load``) warns as deprecated in torch 2.14; it is
+kept for LibTorch (C++) deployment. ``torch.export`` programs (``.pt2``) are its successor.
 """
 
 from __future__ import annotations
@@ -115,7 +125,8 @@ class _Positional(nn.Module):
     """Call a network with exactly the given tensors.
 
     The tracing exporter appends the defaults of ``forward``'s remaining parameters to the
-    inputs (AdaIN's ``alpha=1.0`` became a graph input); a ``*inputs`` signature has none.
+    inputs (AdaIN's ``alpha=1.0`` became a graph input); a ``*inputs`` signature has none. Build
+    it in eval mode: the exporter restores the wrapper's mode on the whole tree afterwards.
     """
 
     def __init__(self, network: nn.Module) -> None:
@@ -173,7 +184,7 @@ def onnx_bytes(spec: GraphSpec, *, dynamo: bool = True, opset: int = DEFAULT_OPS
             buffer = io.BytesIO()
             # This exporter prints the whole TorchScript graph when it fails; its exception says enough.
             with contextlib.redirect_stdout(io.StringIO()):
-                torch.onnx.export(_Positional(spec.module), spec.inputs, buffer, dynamo=False,
+                torch.onnx.export(_Positional(spec.module).eval(), spec.inputs, buffer, dynamo=False,
                                   opset_version=opset, verbose=False, input_names=list(spec.input_names),
                                   output_names=list(spec.output_names),
                                   dynamic_axes={**spec.dynamic, **spec.output_dynamic})
