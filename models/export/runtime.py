@@ -131,8 +131,10 @@ class OnnxRainGenerator:
 
     Attributes:
         output_size: ``(H, W)`` the graph was exported for.
+        label_nc: L, the segmap's channels (one region code each).
         style_dim: length of a region's code.
         noise_shapes: ``(h, w)`` of each noise input, in draw order.
+        layout: the label layout recorded at export (None if the export did not record it).
     """
 
     def __init__(self, path: str | Path, *, providers: Sequence[str] | None = None,
@@ -141,8 +143,11 @@ class OnnxRainGenerator:
         self.session.require_task("rain")
         meta = self.session.metadata
         self.output_size: tuple[int, int] = tuple(meta["output_size"])
+        self.label_nc: int = meta["semantic_nc"]
         self.style_dim: int = meta["style_dim"]
         self.noise_shapes = [tuple(s) for s in meta["noise_shapes"]]
+        layout = meta.get("label_layout")
+        self.layout = LabelLayout(**layout) if layout else None
 
     def __call__(self, segmap: Tensor, *, style_codes: Tensor,
                  noise: torch.Generator | None = None) -> Tensor:

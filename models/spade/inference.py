@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +26,8 @@ from models.sean.generator import SEANGenerator
 from .checkpoint import LabelLayout, load_encoder, load_generator
 from .generator import SPADEGenerator
 
-__all__ = ["add_arguments", "add_official_arguments", "load_from_args", "postprocess", "preprocess", "run"]
+__all__ = ["add_arguments", "add_official_arguments", "load_from_args", "load_onnx_from_args", "postprocess",
+           "preprocess", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -142,9 +144,12 @@ def load_from_args(args: argparse.Namespace, kind: str = "spade") -> tuple[SPADE
     return generator.to(args.device), layout
 
 
-def _load_onnx(args: argparse.Namespace) -> tuple[OnnxGenerator, LabelLayout]:
-    """The exported generator and the label layout recorded in it (or given by the official options)."""
-    generator = OnnxGenerator(args.onnx)
+def load_onnx_from_args(args: argparse.Namespace, runner: type = OnnxGenerator) -> tuple[Any, LabelLayout]:
+    """``runner(args.onnx)`` (an exported generator) and the label layout recorded in it.
+
+    The :func:`add_official_arguments` options (``--label-nc`` …) override the recorded layout.
+    """
+    generator = runner(args.onnx)
     layout = generator.layout
     if args.label_nc is not None:
         layout = LabelLayout(args.label_nc, args.contain_dontcare_label, not args.no_instance)
@@ -159,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.checkpoint) == bool(args.onnx):
         raise ValueError("give exactly one of --checkpoint (a PyTorch checkpoint) or --onnx (an exported "
                          "generator, run with onnxruntime)")
-    generator, layout = _load_onnx(args) if args.onnx else load_from_args(args)
+    generator, layout = load_onnx_from_args(args) if args.onnx else load_from_args(args)
     if isinstance(generator, SEANGenerator):
         raise ValueError(f"{args.checkpoint} holds a RAIN (SEAN) generator, which needs region styles: "
                          "use infer.py rain")
