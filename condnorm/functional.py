@@ -18,6 +18,7 @@ from ._check import check_finite, check_ids, check_shape
 __all__ = [
     "adain",
     "calc_mean_std",
+    "inject_noise",
     "labels_to_onehot",
     "mix_table",
     "modulate",
@@ -487,3 +488,40 @@ def mix_table(table: Tensor, condition: Tensor, *, batch_size: int | None = None
         raise TypeError(f"{name}: (N, K) class weights must be floating point, got dtype "
                         f"{condition.dtype}; pass integer class ids as a 1-d (N,) tensor")
     return torch.matmul(condition.to(table.dtype), table)
+
+
+def inject_noise(x: Tensor, scale: Tensor, noise: Tensor | torch.Generator | None = None, *,
+                 name: str = "noise") -> Tensor:
+    r"""Add SEAN's per-pixel noise: one :math:`N(0, 1)` value per pixel, scaled per channel.
+
+    .. math::
+        \mathrm{out} = x + n \cdot s, \qquad n \in \mathbb{R}^{N \times 1 \times H \times W}
+
+    Args:
+        x: ``(N, C, H, W)``.
+        scale: per-channel scale ``(C,)``.
+        noise: an explicit ``(N, 1, H, W)`` draw, a ``torch.Generator`` (the draw happens on the
+            generator's device, so a CPU generator gives the same values on any device), or
+            ``None`` for torch's global generator.
+        name: how errors name the argument.
+
+    Returns:
+        ``(N, C, H, W)``.
+
+    Example:
+        >>> x = torch.zeros(1, 2, 3, 3)
+        >>> inject_noise(x, torch.tensor([0.0, 1.0]), torch.ones(1, 1, 3, 3))[0, :, 0, 0]
+        tensor([0., 1.])
+    """
+    n, _, h, w = x.shape
+    if isinstance(noise, Tensor):
+        check_shape(noise, ("N", 1, "H", "W"), name, {"N": n, "H": h, "W": w})
+        draw = noise.to(x.dtype)
+    elif noise is None:
+        draw = torch.randn(n, 1, h, w, device=x.device, dtype=x.dtype)
+    elif isinstance(noise, torch.Generator):
+        draw = torch.randn(n, 1, h, w, generator=noise, device=noise.device, dtype=x.dtype).to(x.device)
+    else:
+        raise TypeError(f"{name}: expected a (N, 1, H, W) tensor, a torch.Generator or None, "
+                        f"got {type(noise).__name__}")
+    return torch.addcmul(x, draw, scale.view(1, -1, 1, 1))

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ._check import check_finite, check_shape
-from .functional import modulate, region_broadcast, resize_segmap
+from .functional import inject_noise, modulate, region_broadcast, resize_segmap
 from .norm import NormSpec, make_norm
 from .spade import SPADE
 
@@ -117,18 +117,6 @@ class RegionAdaptiveNorm2d(nn.Module):
                 nn.init.zeros_(p)
         self.Spade.reset_parameters()
 
-    def _noise(self, x: Tensor, noise: Tensor | torch.Generator | None) -> Tensor:
-        n, _, h, w = x.shape
-        if isinstance(noise, Tensor):
-            check_shape(noise, ("N", 1, "H", "W"), "RAIN noise", {"N": n, "H": h, "W": w})
-            return noise.to(x.dtype)
-        if noise is None:
-            return torch.randn(n, 1, h, w, device=x.device, dtype=x.dtype)
-        if isinstance(noise, torch.Generator):
-            return torch.randn(n, 1, h, w, generator=noise, device=noise.device, dtype=x.dtype).to(x.device)
-        raise TypeError(f"RAIN noise: expected a (N, 1, H, W) tensor, a torch.Generator or None, "
-                        f"got {type(noise).__name__}")
-
     def forward(
         self,
         x: Tensor,
@@ -143,7 +131,7 @@ class RegionAdaptiveNorm2d(nn.Module):
                     {"N": sizes["N"], "L": self.label_nc, "D": self.style_dim})
         check_finite(style_codes, "RAIN style_codes")
         if self.noise_var is not None:
-            x = torch.addcmul(x, self._noise(x, noise), self.noise_var.view(1, -1, 1, 1))
+            x = inject_noise(x, self.noise_var, noise, name="RAIN noise")
         elif noise is not None:
             raise ValueError("RAIN noise: this layer was built with noise=False; pass noise=None")
         segmap = resize_segmap(segmap.to(x.dtype), x.shape[-2:])

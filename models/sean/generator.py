@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 import condnorm
 from condnorm._check import check_shape
-from condnorm.functional import modulate
+from condnorm.functional import inject_noise, modulate
 from condnorm.norm import NormSpec, make_norm
 from models.spade.blocks import ModulatedResBlock
 from models.spade.generator import SPADEGenerator
@@ -84,8 +84,7 @@ class NoisySPADE(nn.Module):
         check_shape(segmap, ("N", "L", "H'", "W'"), "NoisySPADE segmap",
                     {"N": sizes["N"], "L": self.label_nc})
         if self.noise_var is not None:
-            # The draw does not depend on the layer: RAIN's, so both layers read noise alike.
-            x = torch.addcmul(x, condnorm.RAIN._noise(self, x, noise), self.noise_var.view(1, -1, 1, 1))
+            x = inject_noise(x, self.noise_var, noise, name="NoisySPADE noise")
         elif noise is not None:
             raise ValueError("NoisySPADE noise: this layer was built with noise=False; pass noise=None")
         gamma, beta = self.Spade.gamma_beta(segmap.to(x.dtype), x.shape[-2:])
