@@ -6,7 +6,6 @@ import functools
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 import condnorm
@@ -216,13 +215,7 @@ class SEANGenerator(SPADEGenerator):
         check_shape(style_codes, ("N", "L", "D"), "SEANGenerator style_codes",
                     {"N": sizes["N"], "L": self.label_nc, "D": self.style_dim})
         pyramid = self.segmap_pyramid(segmap)
-        x, level = self.fc(pyramid[0]), 0
-        for name, upsample in self._schedule:  # SPADEGenerator's schedule; every block gets the codes
-            if upsample:
-                x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-                level += 1
-            x = getattr(self, name)(x, pyramid[level], style_codes, noise)
-        return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
+        return self.synthesize(self.fc(pyramid[0]), pyramid, style_codes, noise)
 
     def norms(self) -> list[nn.Module]:
         """The RAIN (and ``up_3``'s :class:`NoisySPADE`) layers of all blocks."""

@@ -253,10 +253,18 @@ class SPADEGenerator(nn.Module):
             x = self.fc(pyramid[0])
         else:
             x = label_conv2d(pyramid[0], self.fc.weight, self.fc.bias)
+        return self.synthesize(x, pyramid)
+
+    def synthesize(self, x: Tensor, pyramid: list, *cond: object) -> Tensor:
+        """Run the blocks from the latent map ``x`` to the image.
+
+        Each block gets the segmap level of its resolution and then ``cond`` (e.g. SEAN's style
+        codes and noise); the output is ``tanh(conv_img(LeakyReLU(x)))``.
+        """
         level = 0
         for name, upsample in self._schedule:
             if upsample:
                 x = F.interpolate(x, scale_factor=2.0, mode="nearest")
                 level += 1
-            x = getattr(self, name)(x, pyramid[level])
+            x = getattr(self, name)(x, pyramid[level], *cond)
         return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
