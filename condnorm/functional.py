@@ -356,11 +356,15 @@ def paint_columns(table: Tensor, index: Tensor) -> Tensor:
     One ``index_select`` along the columns, whose result is ``(C, N, H, W)`` in memory: every
     channel plane is contiguous (an embedding lookup would give channels-last pixels, which make
     the elementwise ops after it several times slower), and the backward is one ``index_add``.
+    In an ONNX graph it is a row gather of the transposed table and a transpose, which
+    onnxruntime runs ~4× faster than a ``Gather`` along the columns.
 
     Example:
         >>> paint_columns(torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[[2, 0]]]))
         tensor([[[[3., 1.]]]])
     """
+    if torch.onnx.is_in_onnx_export():
+        return F.embedding(index, table.t()).permute(0, 3, 1, 2)
     n, h, w = index.shape
     return table.index_select(1, index.flatten()).view(-1, n, h, w).transpose(0, 1)
 

@@ -26,8 +26,8 @@ from torch import Tensor
 from ._check import check_shape
 from .functional import labels_to_onehot, resize_segmap
 
-__all__ = ["LabelWindows", "SemanticMap", "fold_binary_extra", "label_conv2d", "label_windows",
-           "window_conv"]
+__all__ = ["LabelWindows", "SemanticMap", "bag_sum", "fold_binary_extra", "label_conv2d",
+           "label_windows", "window_conv"]
 
 _INT64_LIMIT = 2**63
 
@@ -108,6 +108,42 @@ def _tap_table(weight: Tensor) -> Tensor:
     return F.pad(weight.permute(1, 2, 3, 0).reshape(in_c * kh * kw, out_c), (0, 0, kh * kw, 0))
 
 
+def bag_sum(bags: Tensor, table: Tensor) -> Tensor:
+    """Sum the rows of ``table`` named by each bag: ``out[b] = Σ_j table[bags[b, j]]``.
+
+    ``F.embedding_bag(mode="sum")``, whose gradient is a scatter-add into ``table``. While an ONNX
+    exporter runs it is a gather followed by a sum instead: both exporters lower
+    ``embedding_bag`` to a ``Loop`` node that onnxruntime runs ~10× slower than the two ops.
+
+    Args:
+        bags: ``(B, J)`` integer row indices into ``table``.
+        table: ``(R, C)``.
+
+    Returns:
+        ``(B, C)``.
+
+    Example:
+        >>> bag_sum(torch.tensor([[0, 2], [1, 1]]), torch.tensor([[1.0], [10.0], [100.0]]))
+        tensor([[101.],
+                [ 20.]])
+    """
+    if torch.onnx.is_in_onnx_export():
+        return F.embedding(bags, table).sum(1)
+    return F.embedding_bag(bags, table, mode="sum")
+
+
+def _window_rows(padded: Tensor, kh: int, kw: int) -> Tensor:
+    """``(N, H, W, kh·kw)`` the row-major ``kh×kw`` window at every pixel of a padded ``(N, H', W')`` map.
+
+    ``unfold`` (a view); shifted slices while the TorchScript-based ONNX exporter runs (it
+    cannot unfold a map of dynamic size).
+    """
+    if torch.onnx.is_in_onnx_export() and torch.jit.is_tracing():
+        h, w = padded.shape[1] - kh + 1, padded.shape[2] - kw + 1
+        return torch.stack([padded[:, y:y + h, x:x + w] for y in range(kh) for x in range(kw)], dim=-1)
+    return padded.unfold(1, kh, 1).unfold(2, kw, 1).flatten(-2)
+
+
 def _bags(window_ids: Tensor, taps: int) -> Tensor:
     """Rows of :func:`_tap_table` for windows of ``id + 1`` values (0 outside), one bag per window."""
     return window_ids * taps + torch.arange(taps, device=window_ids.device)
@@ -145,8 +181,8 @@ def label_conv2d(labels: Tensor | SemanticMap, weight: Tensor, bias: Tensor | No
     out_c, in_c, kh, kw = weight.shape
     num_ids = in_c - (0 if extra is None else extra.shape[1])
     padded = F.pad(ids.long() + 1, (kw // 2, kw // 2, kh // 2, kh // 2))
-    bags = _bags(padded.unfold(1, kh, 1).unfold(2, kw, 1).reshape(-1, kh * kw), kh * kw)
-    out = F.embedding_bag(bags, _tap_table(weight[:, :num_ids]), mode="sum")
+    bags = _bags(_window_rows(padded, kh, kw).reshape(-1, kh * kw), kh * kw)
+    out = bag_sum(bags, _tap_table(weight[:, :num_ids]))
     out = out.view(*ids.shape, out_c).permute(0, 3, 1, 2)
     if bias is not None:
         out = out + bias.view(-1, 1, 1)
@@ -172,7 +208,7 @@ def window_conv(windows: Tensor, weight: Tensor, bias: Tensor | None = None) -> 
         >>> window_conv(torch.full((1, 9), 2), w).allclose(w[:, 1].sum((1, 2)))  # all taps class 1
         True
     """
-    out = F.embedding_bag(_bags(windows, weight.shape[-2] * weight.shape[-1]), _tap_table(weight), mode="sum")
+    out = bag_sum(_bags(windows, weight.shape[-2] * weight.shape[-1]), _tap_table(weight))
     return out if bias is None else out + bias
 
 
@@ -191,7 +227,9 @@ def fold_binary_extra(labels: SemanticMap, weight: Tensor,
 
     Returns:
         ``(ids, weight)`` without extra channels, or ``None`` when an extra channel holds values
-        other than 0 and 1, or there are more than ``max_extra`` of them.
+        other than 0 and 1, or there are more than ``max_extra`` of them. The 0/1 check reads the
+        data, so an ONNX graph does not make it: its caller feeds 0/1 extra channels
+        (:class:`~models.export.runtime.OnnxGenerator` checks them).
 
     Example:
         >>> sm = SemanticMap(torch.tensor([[[0, 1]]]), torch.tensor([[[[1.0, 0.0]]]]))
@@ -202,7 +240,9 @@ def fold_binary_extra(labels: SemanticMap, weight: Tensor,
     if labels.extra is None:
         return labels.ids.long(), weight
     extra, num_extra = labels.extra, labels.num_extra
-    if num_extra > max_extra or not bool(((extra == 0) | (extra == 1)).all()):
+    if num_extra > max_extra:
+        return None
+    if not torch.onnx.is_in_onnx_export() and not bool(((extra == 0) | (extra == 1)).all()):
         return None
     num_ids = weight.shape[1] - num_extra
     powers = 2 ** torch.arange(num_extra, device=extra.device)
@@ -247,11 +287,20 @@ def _distinct_windows(grid: Tensor, kh: int, kw: int) -> tuple[Tensor, Tensor] |
     Keys are exact: each row segment of ``kw`` values is a base-``(max + 1)`` number, numbered by
     ``torch.unique``; each stack of ``kh`` segment numbers likewise. ``None`` if a key would not
     fit in int64. Returns the window index per pixel and each window's values ``(V, kh·kw)``.
+
+    While an ONNX exporter runs, the windows are numbered by ``torch.unique(dim=0)`` on the
+    ``(pixels, kh·kw)`` rows instead (ONNX ``Unique`` with an axis, fast in onnxruntime, ~10×
+    slower than the keys in eager PyTorch): no value of the data becomes a Python number, so the
+    graph holds for any map, and it never overflows.
     """
+    padded = F.pad(grid, (kw // 2, kw // 2, kh // 2, kh // 2))
+    if torch.onnx.is_in_onnx_export():
+        rows = _window_rows(padded, kh, kw).reshape(-1, kh * kw)
+        values, inverse = torch.unique(rows, dim=0, return_inverse=True)
+        return inverse.view(grid.shape), values
     base = int(grid.max()) + 1
     if base**kw >= _INT64_LIMIT:
         return None
-    padded = F.pad(grid, (kw // 2, kw // 2, kh // 2, kh // 2))
     seg_keys = (padded.unfold(2, kw, 1) * _powers(base, kw, grid.device)).sum(-1)
     seg_values, segs = torch.unique(seg_keys, return_inverse=True)
     count = seg_values.numel()
@@ -267,7 +316,8 @@ def _distinct_windows(grid: Tensor, kh: int, kw: int) -> tuple[Tensor, Tensor] |
 def label_windows(ids: Tensor, kernel_size: int | tuple[int, int]) -> LabelWindows | None:
     """Find the distinct windows and patches of an id map (see :class:`LabelWindows`).
 
-    Reads the data (``torch.unique``), so it is for eager code.
+    Reads the data (``torch.unique``), so it is for eager code and ONNX graphs (ONNX ``Unique``);
+    ``torch.compile`` and tracing to TorchScript would break or freeze the graph on it.
 
     Args:
         ids: ``(N, H, W)`` non-negative integer ids.

@@ -14,6 +14,7 @@ from .norm import NormSpec, make_norm
 from .semantic_map import (
     LabelWindows,
     SemanticMap,
+    bag_sum,
     fold_binary_extra,
     label_conv2d,
     label_windows,
@@ -55,7 +56,10 @@ class SPADE(nn.Module):
     ``mlp_gamma``/``mlp_beta`` as convolutions. The result equals the one-hot map's up to float
     rounding. While tracing or compiling, ids use the static-shape :func:`~condnorm.label_conv2d`.
 
-    Export: traces with TorchScript, compiles with ``fullgraph=True`` and exports to ONNX.
+    Export: traces with TorchScript, compiles with ``fullgraph=True`` and exports to ONNX. ONNX
+    graphs keep the per-window/patch path for ids (ONNX ``Unique`` numbers the windows, at any
+    map size), so onnxruntime skips the same FLOPs as eager PyTorch; their extra channels must
+    hold 0/1 (instance edges), which the graph cannot check.
 
     Args:
         num_features: C, channels of ``x``.
@@ -128,14 +132,15 @@ class SPADE(nn.Module):
             return self.mlp_gamma(actv), self.mlp_beta(actv)
         labels = (segmap if isinstance(segmap, SemanticMap) else SemanticMap(segmap)).resize(size)
         shared, act = self.mlp_shared[0], self.mlp_shared[1]
-        folded = None if is_exporting() else fold_binary_extra(labels, shared.weight)
+        onnx = torch.onnx.is_in_onnx_export()
+        folded = None if is_exporting() and not onnx else fold_binary_extra(labels, shared.weight)
         windows = None if folded is None else label_windows(folded[0], shared.kernel_size)
-        if windows is None:  # tracing, or extra channels that are not 0/1: static shapes
+        if windows is None:  # compiled or traced, or extra channels that are not 0/1: static shapes
             actv = act(label_conv2d(labels, shared.weight, shared.bias))
             return self.mlp_gamma(actv), self.mlp_beta(actv)
         window_actv = act(window_conv(windows.windows, folded[1], shared.bias))  # (V, hidden)
         pixels = windows.pixel_window.numel()
-        if windows.patches is None or len(windows.windows) + 1 > WINDOW_FRACTION * pixels:
+        if windows.patches is None or (not onnx and len(windows.windows) + 1 > WINDOW_FRACTION * pixels):
             actv = paint_columns(window_actv.t().contiguous(), windows.pixel_window)
             return self.mlp_gamma(actv), self.mlp_beta(actv)
         return self._paint_patches(window_actv, windows)
@@ -151,7 +156,7 @@ class SPADE(nn.Module):
         # Row (window + 1)·k² + tap; window 0 is the zero padding around the map.
         products = F.pad(window_actv, (0, 0, 1, 0)) @ weight.flatten(2).permute(1, 2, 0).flatten(1)
         bags = windows.patches * taps + torch.arange(taps, device=window_actv.device)
-        out = F.embedding_bag(bags, products.view(-1, weight.shape[0]), mode="sum")
+        out = bag_sum(bags, products.view(-1, weight.shape[0]))
         bias = torch.cat([self.mlp_gamma.bias, self.mlp_beta.bias])
         gamma, beta = (out + bias.to(out.dtype)).t().chunk(2)
         return (paint_columns(gamma.contiguous(), windows.pixel_patch),

@@ -19,6 +19,7 @@ import condnorm
 from models.adain import StyleTransfer
 from models.export.formats import GraphSpec
 from models.export.graphs import (
+    LabelMapGeneratorGraph,
     rain_encoder_spec,
     rain_generator_spec,
     spade_encoder_spec,
@@ -52,10 +53,12 @@ def perturbed_(module: nn.Module, gain: float = 0.3, seed: int = 0) -> nn.Module
     return module
 
 
-def _generator_spec(generator: SPADEGenerator) -> GraphSpec:
+def _generator_spec(generator: SPADEGenerator, num_extra: int = 0) -> GraphSpec:
     perturbed_(generator)
-    condnorm.recalibrate(generator, [spade_generator_spec(generator).inputs])
-    return spade_generator_spec(generator)
+    graph = LabelMapGeneratorGraph(generator, num_extra)
+    condnorm.recalibrate(generator, [spade_generator_spec(generator, num_extra=num_extra).inputs],
+                         forward=lambda m, batch: graph(*batch))
+    return spade_generator_spec(generator, num_extra=num_extra)
 
 
 def rain_generator(seed: int = 0) -> SEANGenerator:
@@ -76,6 +79,10 @@ GENERATOR_SPECS: dict[str, Callable[[], GraphSpec]] = {
                                                                  aspect_ratio=2.0, use_vae=True, z_dim=8)),
     "CLADEGenerator": lambda: _generator_spec(clade_generator(SEMANTIC_NC, ngf=4, crop_size=64,
                                                               aspect_ratio=2.0)),
+    "SPADEGenerator-edges": lambda: _generator_spec(SPADEGenerator(SEMANTIC_NC, ngf=4, crop_size=64,
+                                                                   aspect_ratio=2.0), num_extra=1),
+    "CLADEGenerator-edges": lambda: _generator_spec(clade_generator(SEMANTIC_NC, ngf=4, crop_size=64,
+                                                                    aspect_ratio=2.0), num_extra=1),
     "ConvEncoder": lambda: spade_encoder_spec(perturbed_(ConvEncoder(ngf=4, z_dim=8, input_size=32))),
     "SEANGenerator": lambda: rain_generator_spec(rain_generator()),
     "SEANGenerator-encoder": lambda: rain_encoder_spec(rain_generator()),

@@ -86,8 +86,9 @@ def test_other_formats_from_the_command_line(checkpoint: Path, tmp_path: Path, f
     out = tmp_path / ("g.pt" if fmt == "torchscript" else "g.safetensors")
     assert infer.main(["export", "--checkpoint", str(checkpoint), "--task", "spade", "--format", fmt,
                        "--out", str(out)]) == 0
-    generator, _ = load_generator(checkpoint)
-    seg = torch.rand(2, generator.semantic_nc, 32, 32)
+    generator, layout = load_generator(checkpoint)
+    assert not layout.use_instance  # the graph takes ids only
+    seg = torch.randint(generator.semantic_nc, (2, 32, 32))  # the TorchScript graph's input: class ids
     if fmt == "torchscript":
         module, meta = load_torchscript(out)
         assert meta["task"] == "spade" and meta["label_layout"]["label_nc"] == 6

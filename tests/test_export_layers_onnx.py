@@ -29,16 +29,8 @@ def test_onnx_dynamo_matches_eager_at_other_sizes(case: LayerCase) -> None:
     assert parity(_spec(case), "onnx", dynamo=True) <= 1e-4
 
 
-# What the legacy exporter cannot do (the default, dynamo=True, exports these).
-TRACING_UNSUPPORTED = {"SPADE-ids": "Unfold, input size not accessible"}  # label_conv2d on dynamic sizes
-
-
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_onnx_tracing_exporter_matches_eager_at_other_sizes(case: LayerCase) -> None:
-    if case.name in TRACING_UNSUPPORTED:
-        with pytest.raises(torch.onnx.errors.SymbolicValueError, match=TRACING_UNSUPPORTED[case.name]):
-            parity(_spec(case), "onnx", dynamo=False)
-        return
     assert parity(_spec(case), "onnx", dynamo=False) <= 1e-4
 
 

@@ -15,7 +15,7 @@ IDS = ["onnx-dynamo", "onnx-tracing", "torchscript", "export"]
 @pytest.mark.parametrize(("fmt", "dynamo"), FORMATS, ids=IDS)
 def test_vae_generator_takes_z_and_matches_eager(fmt: str, dynamo: bool) -> None:
     spec = GENERATOR_SPECS["SPADEGenerator-vae"]()
-    assert spec.input_names == ("segmap", "z")
+    assert spec.input_names == ("ids", "z")
     assert parity(spec, fmt, dynamo=dynamo) <= 1e-4
 
 

@@ -81,7 +81,8 @@ def _spade(args: argparse.Namespace) -> tuple[nn.Module, GraphSpec | None, dict[
         encoder = load_encoder(args.checkpoint)
         spec = spade_encoder_spec(encoder, metadata=meta) if args.format != "safetensors" else None
         return encoder, spec, meta
-    spec = spade_generator_spec(generator, metadata=meta) if args.format != "safetensors" else None
+    spec = spade_generator_spec(generator, num_extra=int(layout.use_instance), metadata=meta) \
+        if args.format != "safetensors" else None
     return generator, spec, meta
 
 

@@ -112,7 +112,8 @@ class GraphSpec:
         kinds = [p.kind for p in params]
         if inspect.Parameter.VAR_POSITIONAL in kinds:  # forward(a, *rest): rest is one tuple argument
             fixed = kinds.index(inspect.Parameter.VAR_POSITIONAL)
-            shapes = (*shapes[:fixed], shapes[fixed:])
+            if len(shapes) > fixed:  # (an empty rest is no argument at all)
+                shapes = (*shapes[:fixed], shapes[fixed:])
         return shapes
 
     def metadata_json(self) -> str:

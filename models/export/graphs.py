@@ -2,8 +2,11 @@
 
 - **Layers**: every condnorm layer is exported as it is, ``layer(x, *conditions)``
   (:func:`layer_spec`); batch and spatial sizes are dynamic.
-- **SPADE and CLADE generators** (:func:`spade_generator_spec`): ``segmap → image``, or ``(segmap, z) →
-  image`` for a VAE generator (the runtime draws ``z``, as the PyTorch path does). The VAE
+- **SPADE and CLADE generators** (:func:`spade_generator_spec`): ``(ids[, edges]) → image``, or
+  ``(ids[, edges], z) → image`` for a VAE generator (the runtime draws ``z``, as the PyTorch path
+  does). The label map goes in as class ids plus the 0/1 instance-edge channels, the form
+  SPADE's fast path computes on (see :class:`condnorm.SPADE`), so onnxruntime skips the same
+  FLOPs as eager PyTorch; soft label maps need the PyTorch model. The VAE
   image encoder is a separate graph (:func:`spade_encoder_spec`, ``image → (mu, logvar)``), so
   a deployment that samples ``z`` does not carry it. Only the batch is dynamic: the output
   size is fixed by the generator's latent map, ``sw = crop_size // 2**n``,
@@ -40,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from condnorm import SemanticMap
 from condnorm.functional import calc_mean_std
 from models.adain.modulation import AdaINModulation
 from models.adain.style_transfer import StyleTransfer
@@ -50,6 +54,7 @@ from .formats import GraphSpec
 from .prepare import prepare_for_export
 
 __all__ = [
+    "LabelMapGeneratorGraph",
     "RainGeneratorGraph",
     "StyleCodeGraph",
     "StyleTransferFromCodeGraph",
@@ -117,32 +122,68 @@ def _random_segmap(n: int, channels: int, size: tuple[int, int], seed: int = 0) 
     return F.one_hot(ids, channels).permute(0, 3, 1, 2).float()
 
 
-def spade_generator_spec(generator: SPADEGenerator, *, batch: int = 2,
+class LabelMapGeneratorGraph(nn.Module):
+    """``(ids[, edges][, z]) → image``: a SPADE/CLADE generator fed class ids, not the one-hot map.
+
+    The ids are what the generator's fast path computes on (:class:`condnorm.SemanticMap`), so the
+    graph skips the one-hot map and the FLOPs that SPADE skips in eager PyTorch. ``edges``
+    ``(N, E, H, W)`` are the 0/1 channels after the classes (instance boundaries), present when
+    ``num_extra > 0``.
+
+    Args:
+        generator: the prepared generator.
+        num_extra: E, dense 0/1 channels after the one-hot ones.
+    """
+
+    def __init__(self, generator: SPADEGenerator, num_extra: int = 0) -> None:
+        super().__init__()
+        self.generator = generator
+        self.num_extra = num_extra
+
+    def forward(self, ids: Tensor, *rest: Tensor) -> Tensor:
+        """``rest`` is ``edges`` when ``num_extra > 0``, then ``z`` for a VAE generator."""
+        labels = SemanticMap(ids, rest[0]) if self.num_extra else ids
+        z = rest[-1] if self.generator.use_vae else None
+        return self.generator(labels, z)
+
+
+def spade_generator_spec(generator: SPADEGenerator, *, num_extra: int = 0, batch: int = 2,
                          metadata: Mapping[str, Any] | None = None) -> GraphSpec:
-    """Export spec of a SPADE generator: ``segmap → image`` (``(segmap, z) → image`` with a VAE).
+    """Export spec of a SPADE/CLADE generator: ``(ids[, edges][, z]) → image``.
+
+    The graph takes the label map as class ids ``(N, H, W)`` in ``[0, semantic_nc - E)``
+    (:class:`LabelMapGeneratorGraph`), then the ``E`` 0/1 edge channels ``(N, E, H, W)``, then
+    ``z`` ``(N, z_dim)`` for a VAE generator. :class:`~models.export.runtime.OnnxGenerator`
+    splits the shared pre-processing's one-hot map into these.
 
     Args:
         generator: the generator (or a module holding one; the EMA generator is preferred),
             prepared by this function.
+        num_extra: E, channels after the one-hot ones (1 with instance edges:
+            ``LabelLayout.use_instance``).
         batch: example batch size (the batch is dynamic).
         metadata: extra JSON-able entries for the file (the label layout, from the caller).
 
     Example:
         >>> spec = spade_generator_spec(SPADEGenerator(5, ngf=2, crop_size=32, norm="batch"))
-        >>> spec.input_names, spec.metadata["output_size"]
-        (('segmap',), [32, 32])
+        >>> spec.input_names, spec.metadata["output_size"], tuple(spec.inputs[0].shape)
+        (('ids',), [32, 32], (2, 32, 32))
     """
     g = prepare_for_export(generator)
-    seg = _random_segmap(batch, g.semantic_nc, g.output_size)
-    inputs: tuple[Tensor, ...] = (seg,)
-    names: tuple[str, ...] = ("segmap",)
+    gen = torch.Generator().manual_seed(0)
+    classes = g.semantic_nc - num_extra
+    inputs: tuple[Tensor, ...] = (torch.randint(classes, (batch, *g.output_size), generator=gen),)
+    names: tuple[str, ...] = ("ids",)
+    if num_extra:
+        inputs += (torch.randint(2, (batch, num_extra, *g.output_size), generator=gen).float(),)
+        names += ("edges",)
     if g.use_vae:
-        inputs += (torch.randn(batch, g.z_dim, generator=torch.Generator().manual_seed(1)),)
+        inputs += (torch.randn(batch, g.z_dim, generator=gen),)
         names += ("z",)
     info = {"task": "spade", "output_size": list(g.output_size), "semantic_nc": g.semantic_nc,
-            "use_vae": g.use_vae, "z_dim": g.z_dim, **(metadata or {})}
-    return GraphSpec(g, inputs, names, ("image",), {n: {0: "N"} for n in names},
-                     {"image": {0: "N"}}, info)
+            "num_extra": num_extra, "use_vae": g.use_vae, "z_dim": g.z_dim, **(metadata or {})}
+    return GraphSpec(LabelMapGeneratorGraph(g, num_extra), inputs, names, ("image",),
+                     {n: {0: "N"} for n in names}, {"image": {0: "N"}}, info)
 
 
 def spade_encoder_spec(encoder: ConvEncoder, *, batch: int = 2,

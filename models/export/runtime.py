@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from condnorm import SemanticMap
+from condnorm._check import check_shape
 from models.adain.style_transfer import PRESERVE_COLOR, color_postprocess, color_preprocess
 from models.spade.checkpoint import LabelLayout
 
@@ -99,6 +101,8 @@ class OnnxGenerator:
         output_size: ``(H, W)`` the graph was exported for (the label maps are resized to it).
         use_vae: the graph takes a latent ``z`` besides the segmap.
         z_dim: size of ``z``.
+        semantic_nc: channels of the one-hot map the generator was trained on.
+        num_extra: 0/1 edge channels after the classes (an input of the graph when > 0).
         layout: the label layout recorded at export (None if the export did not record it).
     """
 
@@ -110,20 +114,59 @@ class OnnxGenerator:
         self.output_size: tuple[int, int] = tuple(meta["output_size"])
         self.use_vae: bool = meta["use_vae"]
         self.z_dim: int = meta["z_dim"]
+        self.semantic_nc: int = meta["semantic_nc"]
+        self.num_extra: int = meta["num_extra"]
         layout = meta.get("label_layout")
         self.layout = LabelLayout(**layout) if layout else None
 
-    def __call__(self, segmap: Tensor, z: Tensor | None = None, *,
+    def label_inputs(self, segmap: Tensor | SemanticMap) -> tuple[Tensor, ...]:
+        """The graph's label inputs, ``(ids,)`` or ``(ids, edges)``, from any form the generator takes.
+
+        Args:
+            segmap: the one-hot map ``(N, semantic_nc, H, W)`` (the shared pre-processing's
+                output), class ids ``(N, H, W)``, or a :class:`condnorm.SemanticMap`.
+
+        Raises:
+            ValueError: for a soft map (the graph takes hard labels), edge channels other than
+                the graph's count or holding values other than 0 and 1.
+        """
+        if isinstance(segmap, SemanticMap):
+            ids, extra = segmap.ids, segmap.extra
+        elif segmap.dim() == 3 and not segmap.is_floating_point():
+            ids, extra = segmap, None
+        else:
+            check_shape(segmap, ("N", "L", "H", "W"), f"{self.session.path.name} segmap",
+                        {"L": self.semantic_nc})
+            classes = self.semantic_nc - self.num_extra
+            found = SemanticMap.from_dense(segmap[:, :classes])
+            if found is None:
+                raise ValueError(f"{self.session.path.name} takes hard label maps (one class per pixel), "
+                                 "got a soft one; run soft maps with the PyTorch model (--checkpoint)")
+            ids, extra = found.ids, segmap[:, classes:] if self.num_extra else None
+        got = 0 if extra is None else extra.shape[1]
+        if got != self.num_extra:
+            raise ValueError(f"{self.session.path.name} takes {self.num_extra} edge channel(s) after the "
+                             f"classes, got {got}: was it exported for another label layout?")
+        if extra is None:
+            return (ids.long(),)
+        if not bool(((extra == 0) | (extra == 1)).all()):
+            raise ValueError(f"{self.session.path.name}: the instance-edge channels must hold 0 and 1")
+        return ids.long(), extra
+
+    def __call__(self, segmap: Tensor | SemanticMap, z: Tensor | None = None, *,
                  generator: torch.Generator | None = None) -> Tensor:
-        """The image ``(N, 3, H, W)`` in [-1, 1]; a VAE graph draws ``z`` from ``generator`` when None."""
+        """The image ``(N, 3, H, W)`` in [-1, 1]; a VAE graph draws ``z`` from ``generator`` when None.
+
+        ``segmap`` takes the forms :meth:`label_inputs` lists.
+        """
+        labels = self.label_inputs(segmap)
         if not self.use_vae:
             if z is not None:
                 raise ValueError("this exported generator takes no z (it was not trained with use_vae)")
-            return self.session(segmap)[0]
+            return self.session(*labels)[0]
         if z is None:  # the same draw as SPADEGenerator.forward, so a seed gives the same images
-            z = torch.randn(segmap.shape[0], self.z_dim, generator=generator, device=segmap.device,
-                            dtype=segmap.dtype)
-        return self.session(segmap, z)[0]
+            z = torch.randn(labels[0].shape[0], self.z_dim, generator=generator, device=labels[0].device)
+        return self.session(*labels, z)[0]
 
 
 class OnnxRainGenerator:

@@ -35,9 +35,12 @@ def run_exported(path: str | Path, fmt: str, inputs: tuple[Tensor, ...]) -> list
         return _as_list(module(*inputs))
 
 
+def _is_binary(t: Tensor) -> bool:
+    return t.is_floating_point() and bool(((t == 0) | (t == 1)).all())
+
+
 def _is_one_hot(t: Tensor) -> bool:
-    return t.dim() == 4 and t.is_floating_point() and bool(((t == 0) | (t == 1)).all()) and \
-        bool((t.sum(1) == 1).all())
+    return t.dim() == 4 and _is_binary(t) and bool((t.sum(1) == 1).all())
 
 
 def resized_inputs(spec: GraphSpec, *, seed: int = 0) -> tuple[Tensor, ...]:
@@ -45,8 +48,8 @@ def resized_inputs(spec: GraphSpec, *, seed: int = 0) -> tuple[Tensor, ...]:
 
     The batch grows by one and each spatial symbol by its own amount (3, 5, 7, …), so inputs
     whose sizes must agree (``H`` of ``x`` and of its noise map) still agree. Inputs keep their
-    kind: one-hot maps stay one-hot, integer inputs take ids from the example's range, other
-    floating inputs are drawn from N(0, 1).
+    kind: one-hot maps stay one-hot, other 0/1 maps (edges) stay 0/1, integer inputs take ids
+    from the example's range, other floating inputs are drawn from N(0, 1).
     """
     g = torch.Generator().manual_seed(seed)
     grow: dict[str, int] = {}
@@ -58,6 +61,8 @@ def resized_inputs(spec: GraphSpec, *, seed: int = 0) -> tuple[Tensor, ...]:
         if _is_one_hot(t):
             ids = torch.randint(shape[1], (shape[0], *shape[2:]), generator=g)
             out.append(torch.nn.functional.one_hot(ids, shape[1]).movedim(-1, 1).to(t.dtype))
+        elif _is_binary(t):
+            out.append(torch.randint(2, shape, generator=g).to(t.dtype))
         elif t.is_floating_point():
             out.append(torch.randn(shape, generator=g, dtype=t.dtype))
         else:
