@@ -7,11 +7,13 @@ training module builds (``semantic_input``), from a scene-like label layout
 
 Baseline ("naive"): the official structure written here: every SPADE layer interpolates the
 full-size segmap itself, runs ``mlp_shared`` as a 151→128 conv and ``mlp_gamma``/``mlp_beta``
-as two separate convs. Same residual blocks, same weights (loaded from ours).
+as two separate convs; spectral norm divides the weights (the hook). Same parameters, same
+weights (loaded from ours).
 
 Ours: :class:`models.spade.SPADEGenerator`: it recognises the one-hot map, resizes the ids once
-per resolution, and every SPADE layer computes its three convolutions once per distinct label
-window/patch (exact). "CLADE" is the same generator with :class:`condnorm.CLADE` norms.
+per resolution, every SPADE layer computes its three convolutions once per distinct label
+window/patch, and spectral norm divides the outputs of the low-resolution convs instead of
+their (larger) weights (all exact). "CLADE" is the same generator with :class:`condnorm.CLADE` norms.
 
 Bound: the naive generator's conv FLOPs (counted) at the conv throughput measured in this run
 (forward+backward = 3× forward FLOPs). Ours does fewer FLOPs than that, so it can beat it.
@@ -72,13 +74,21 @@ class NaiveSPADE(nn.Module):
         return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
 
 
+def naive_block(block: nn.Module, x: Tensor, seg: Tensor) -> Tensor:
+    """The official residual block: spectral norm through the hook (the weight divided by σ)."""
+    shortcut = block.conv_s(block.norm_s(x, seg)) if block.learned_shortcut else x
+    dx = block.conv_0(F.leaky_relu(block.norm_0(x, seg), 0.2))
+    dx = block.conv_1(F.leaky_relu(block.norm_1(dx, seg), 0.2))
+    return shortcut + dx
+
+
 def naive_forward(g: SPADEGenerator, seg: Tensor) -> Tensor:
     """The official generator forward: every block gets the full-size map."""
     x = g.fc(F.interpolate(seg, size=g.latent_size, mode="nearest"))
     for name, upsample in g._schedule:
         if upsample:
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-        x = getattr(g, name)(x, seg)
+        x = naive_block(getattr(g, name), x, seg)
     return torch.tanh(g.conv_img(F.leaky_relu(x, 0.2)))
 
 

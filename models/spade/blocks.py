@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .spectral import spectral_conv
+
 __all__ = ["ModulatedResBlock", "maybe_spectral_norm", "xavier_init_"]
 
 
@@ -53,10 +55,12 @@ class ModulatedResBlock(nn.Module):
         x & \text{otherwise}\end{cases}
 
     with :math:`\phi` = LeakyReLU(0.2), 3×3 convs through ``fmiddle = min(fin, fout)`` channels and a
-    bias-free 1×1 learned shortcut (no activation). Parameter names follow the official block
-    (``conv_0``, ``conv_1``, ``conv_s``, ``norm_0``, ``norm_1``, ``norm_s``), so with
-    ``norm_layer=partial(condnorm.SPADE, label_nc=L, norm="syncbatch")`` the official SPADE state
-    dicts load with ``strict=True``. Any conditional norm called as ``norm(x, *cond)`` fits
+    bias-free 1×1 learned shortcut (no activation). Spectral norm divides whichever is smaller,
+    the weight or the output, by σ (exact; :func:`~models.spade.spectral.spectral_conv`).
+    Parameter names follow the official block (``conv_0``, ``conv_1``, ``conv_s``, ``norm_0``,
+    ``norm_1``, ``norm_s``), so with
+    ``norm_layer=partial(condnorm.SPADE, label_nc=L, norm="syncbatch")`` the official SPADE
+    state dicts load with ``strict=True``. Any conditional norm called as ``norm(x, *cond)`` fits
     (CLADE, SEAN); ``norm_prefix="ace"`` gives SEAN's names (``ace_0``, ``ace_1``, ``ace_s``).
 
     Args:
@@ -118,9 +122,9 @@ class ModulatedResBlock(nn.Module):
     def forward(self, x: Tensor, *cond: Tensor) -> Tensor:
         """Residual update of ``x``; ``cond`` is passed to every norm."""
         norm_0, norm_1, norm_s = (getattr(self, name, None) for name in self._norm_names)
-        shortcut = self.conv_s(norm_s(x, *cond)) if self.learned_shortcut else x
-        dx = self.conv_0(F.leaky_relu(norm_0(x, *cond), 0.2))
-        dx = self.conv_1(F.leaky_relu(norm_1(dx, *cond), 0.2))
+        shortcut = spectral_conv(self.conv_s, norm_s(x, *cond)) if self.learned_shortcut else x
+        dx = spectral_conv(self.conv_0, F.leaky_relu(norm_0(x, *cond), 0.2))
+        dx = spectral_conv(self.conv_1, F.leaky_relu(norm_1(dx, *cond), 0.2))
         return shortcut + dx
 
     def extra_repr(self) -> str:
