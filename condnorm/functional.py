@@ -236,6 +236,12 @@ def adain(
     ONNX exporters), the same formula runs as plain operators, which they record as ordinary
     nodes.
 
+    Recompilation under ``torch.compile(dynamic=True)``: none across shapes in the graph dynamo
+    captures (tested), but dynamo keeps one graph per grad mode (it guards the global grad mode
+    of every compiled function), its duck sizing adds one when sizes that were equal (H = W)
+    first differ, and inductor's CPU code generation one per side of 4096 spatial elements (it
+    switches to an accurate-summation helper for longer float sums).
+
     Args:
         content: content features ``(N, C, H, W)``.
         style: style features ``(N, C, H', W')``, or a precomputed ``(mean, std)`` pair, each
