@@ -7,21 +7,22 @@ dimensions are dynamic, and a JSON-able ``metadata`` dict that travels inside th
 archives), so a runtime can rebuild the pre- and post-processing without the training code.
 
 ONNX exporters. ``torch.onnx.export`` has two: the ``torch.export``-based one (``dynamo=True``)
-and the TorchScript-tracing one (``dynamo=False``). Where both work they give the same parity
-(``benchmarks/export_parity.py``) and onnxruntime runs their graphs equally fast (AdaIN 512²:
-4.28 vs 4.55 s; SPADE ADE20K 256²: 4.62 vs 4.72 s, same run, ``benchmarks/export_latency.py``).
-**The default is ``dynamo=True``** because
+and the TorchScript-tracing one (``dynamo=False``). Both export every network here with the
+same parity (``benchmarks/export_parity.py``); onnxruntime runs the AdaIN graphs equally fast
+and the dynamo SPADE graph faster (ADE20K 256²: 0.88× vs 0.99× eager PyTorch, same run,
+``benchmarks/export_latency.py``). **The default is ``dynamo=True``** because
 
 - it is PyTorch's maintained, default exporter; the tracing one is deprecated since 2.9;
-- it exports everything here, where tracing fails on SPADE fed integer id maps (``F.unfold``
-  on a dynamic size) and needed ``unflatten`` instead of ``view(-1, …)`` for the VAE generator;
 - it traces symbolically: shape arithmetic stays symbolic and a dynamic size the code fixes
   raises (except from size-1 examples, hence batch-2 examples), where tracing records Python
-  branches on sizes at their example values.
+  branches on sizes at their example values and cannot ``unfold`` a dynamic size (the label
+  windows use slices under it);
+- its SPADE generator graph is the faster one (above).
 
-Its cost is export time: 1–6 s per layer, 6–10 s for a tiny generator, 9–18 s for the AdaIN
-network on 2 shared cores, against 0.05–2.6 s for tracing (the 96 M-parameter ADE20K generator
-took 10 s vs 16 s). Pass ``dynamo=False`` for fast iteration.
+Its cost is export time: 1–6 s per layer, ~30 s for a tiny SPADE generator (torch.export
+reasons about the data-dependent sizes of SPADE's per-window path), 9–18 s for the AdaIN
+network on 2 shared cores, against 0.05–8 s for tracing (the 96 M-parameter ADE20K generator:
+36 s vs 16 s). Pass ``dynamo=False`` for fast iteration.
 
 TorchScript (``torch.jit.trace``/``save``/``load``) warns as deprecated in torch 2.14; it is
 kept for LibTorch (C++) deployment. ``torch.export`` programs (``.pt2``) are its successor.
