@@ -43,6 +43,9 @@ class SemanticMap(NamedTuple):
     Attributes:
         ids: ``(N, H, W)`` integer class ids in ``[0, L - E)``.
         extra: ``(N, E, H, W)`` floating channels placed after the one-hot ones, or ``None``.
+        windows: the distinct label windows of the folded ids (:func:`fold_binary_extra`), when
+            a caller computed them once for several layers (:meth:`with_windows`; the SPADE
+            generator does, per resolution); ``None`` lets each layer find them.
 
     Example:
         >>> sm = SemanticMap(torch.tensor([[[0, 2], [1, 1]]]))
@@ -54,6 +57,7 @@ class SemanticMap(NamedTuple):
 
     ids: Tensor
     extra: Tensor | None = None
+    windows: LabelWindows | None = None
 
     @property
     def num_extra(self) -> int:
@@ -61,9 +65,25 @@ class SemanticMap(NamedTuple):
         return 0 if self.extra is None else self.extra.shape[1]
 
     def resize(self, size: tuple[int, int] | torch.Size) -> SemanticMap:
-        """Nearest-resize the ids and the extra channels to ``size = (H, W)`` (no-op if they match)."""
+        """Nearest-resize the ids and the extra channels to ``size = (H, W)`` (itself if they match)."""
+        if tuple(self.ids.shape[-2:]) == tuple(size):
+            return self
         extra = None if self.extra is None else resize_segmap(self.extra, size)
         return SemanticMap(resize_segmap(self.ids, size), extra)
+
+    def with_windows(self, kernel_size: int | tuple[int, int]) -> SemanticMap:
+        """The map with :attr:`windows` found for ``kernel_size``, for the layers that share it.
+
+        Itself unchanged when the ids cannot be folded (extra channels other than 0/1).
+
+        Example:
+            >>> sm = SemanticMap(torch.zeros(1, 8, 8, dtype=torch.long)).with_windows(3)
+            >>> sm.windows.windows.shape
+            torch.Size([9, 9])
+        """
+        ids = _folded_ids(self)
+        windows = None if ids is None else label_windows(ids, kernel_size)
+        return self if windows is None else self._replace(windows=windows)
 
     def to_dense(self, num_channels: int, dtype: torch.dtype = torch.float32) -> Tensor:
         """The ``(N, num_channels, H, W)`` map it stands for: ``num_channels - E`` one-hot channels, extra."""
@@ -212,13 +232,31 @@ def window_conv(windows: Tensor, weight: Tensor, bias: Tensor | None = None) -> 
     return out if bias is None else out + bias
 
 
+def _folded_ids(labels: SemanticMap, max_extra: int = 4) -> Tensor | None:
+    """``id · 2^E + Σ_i e_i 2^i`` per pixel (the ids :func:`fold_binary_extra` gives), or None.
+
+    None when there are more than ``max_extra`` extra channels or one holds values other than 0
+    and 1 (a check that reads the data, so an ONNX graph does not make it).
+    """
+    if labels.extra is None:
+        return labels.ids.long()
+    extra, num_extra = labels.extra, labels.num_extra
+    if num_extra > max_extra:
+        return None
+    if not torch.onnx.is_in_onnx_export() and not bool(((extra == 0) | (extra == 1)).all()):
+        return None
+    powers = 2 ** torch.arange(num_extra, device=extra.device)
+    return labels.ids.long() * 2**num_extra + (extra.long() * powers.view(1, -1, 1, 1)).sum(1)
+
+
 def fold_binary_extra(labels: SemanticMap, weight: Tensor,
                       max_extra: int = 4) -> tuple[Tensor, Tensor] | None:
     """Absorb 0/1 extra channels into the ids, for a convolution of the map with ``weight``.
 
-    A pixel of class ``l`` with extra bits ``e_i`` becomes class ``l + L·Σ_i e_i 2^i`` of
+    A pixel of class ``l`` with extra bits ``e_i`` becomes class ``l·2^E + Σ_i e_i 2^i`` of
     ``L·2^E`` classes, whose weight is ``W_l + Σ_i e_i W_{L+i}``: convolving the one-hot map of the
-    new ids with the new weight equals convolving the original map with ``weight``.
+    new ids with the new weight equals convolving the original map with ``weight``. The new ids
+    do not depend on ``weight``, so layers of any width share them (and their windows).
 
     Args:
         labels: the map; its ids are in ``[0, L)``.
@@ -235,22 +273,17 @@ def fold_binary_extra(labels: SemanticMap, weight: Tensor,
         >>> sm = SemanticMap(torch.tensor([[[0, 1]]]), torch.tensor([[[[1.0, 0.0]]]]))
         >>> ids, w = fold_binary_extra(sm, torch.randn(4, 3, 1, 1))
         >>> ids.tolist(), tuple(w.shape)
-        ([[[2, 1]]], (4, 4, 1, 1))
+        ([[[1, 2]]], (4, 4, 1, 1))
     """
-    if labels.extra is None:
-        return labels.ids.long(), weight
-    extra, num_extra = labels.extra, labels.num_extra
-    if num_extra > max_extra:
-        return None
-    if not torch.onnx.is_in_onnx_export() and not bool(((extra == 0) | (extra == 1)).all()):
-        return None
+    ids = _folded_ids(labels, max_extra)
+    if ids is None or labels.extra is None:
+        return None if ids is None else (ids, weight)
+    num_extra = labels.num_extra
     num_ids = weight.shape[1] - num_extra
-    powers = 2 ** torch.arange(num_extra, device=extra.device)
-    code = (extra.long() * powers.view(1, -1, 1, 1)).sum(1)
-    bits = ((torch.arange(2**num_extra, device=extra.device)[:, None] // powers) % 2).to(weight.dtype)
+    powers = 2 ** torch.arange(num_extra, device=weight.device)
+    bits = ((torch.arange(2**num_extra, device=weight.device)[:, None] // powers) % 2).to(weight.dtype)
     extra_sums = torch.einsum("ceyx,be->cbyx", weight[:, num_ids:], bits)  # (C_out, 2^E, kh, kw)
-    folded = (weight[:, None, :num_ids] + extra_sums[:, :, None]).flatten(1, 2)
-    return labels.ids.long() + num_ids * code, folded
+    return ids, (weight[:, :num_ids, None] + extra_sums[:, None]).flatten(1, 2)
 
 
 class LabelWindows(NamedTuple):

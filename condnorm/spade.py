@@ -134,7 +134,9 @@ class SPADE(nn.Module):
         shared, act = self.mlp_shared[0], self.mlp_shared[1]
         onnx = torch.onnx.is_in_onnx_export()
         folded = None if is_exporting() and not onnx else fold_binary_extra(labels, shared.weight)
-        windows = None if folded is None else label_windows(folded[0], shared.kernel_size)
+        windows = labels.windows
+        if folded is None or windows is None or windows.windows.shape[1] != shared.weight[0, 0].numel():
+            windows = None if folded is None else label_windows(folded[0], shared.kernel_size)
         if windows is None:  # compiled or traced, or extra channels that are not 0/1: static shapes
             actv = act(label_conv2d(labels, shared.weight, shared.bias))
             return self.mlp_gamma(actv), self.mlp_beta(actv)

@@ -321,8 +321,22 @@ def test_generator_label_inputs_equal_the_official_dense_forward(form: str) -> N
     ids = regions(2, 6, 64, 64)
     dense = labels_to_onehot(ids, 6)
     segmap = {"ids": ids, "semantic map": SemanticMap(ids), "one-hot (recognised)": dense}[form]
-    assert isinstance(g.condition(segmap), Tensor) and not g.condition(segmap).is_floating_point()
+    condition = g.condition(segmap)
+    assert isinstance(condition, SemanticMap) and condition.extra is None  # the hard-label path
     torch.testing.assert_close(g(segmap), official_forward(reference, dense), atol=1e-4, rtol=1e-4)
+
+
+def test_generator_finds_the_label_windows_once_per_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    import condnorm.semantic_map as semantic_map
+
+    g, reference = _generator_pair(6)
+    ids = regions(2, 6, 64, 64)
+    calls: list[tuple[int, ...]] = []
+    find = semantic_map.label_windows
+    monkeypatch.setattr(semantic_map, "label_windows", lambda i, k: calls.append(tuple(i.shape)) or find(i, k))
+    out = g(ids)
+    assert calls == [(2, *size) for size in [(2 << k, 2 << k) for k in range(6)]]  # 2² … 64², once each
+    torch.testing.assert_close(out, official_forward(reference, labels_to_onehot(ids, 6)), atol=1e-4, rtol=1e-4)
 
 
 def test_generator_instance_edges_take_the_semantic_map_path() -> None:

@@ -175,12 +175,19 @@ class SPADEGenerator(nn.Module):
 
         Level ``k`` is the full-size map (dense, ids or :class:`condnorm.SemanticMap`)
         nearest-resized to ``(sh·2**k, sw·2**k)``, exactly what SPADE's per-layer resize would
-        compute.
+        compute. With SPADE norms, each level of a :class:`condnorm.SemanticMap` carries its
+        label windows (:meth:`~condnorm.SemanticMap.with_windows`), found once for the level's
+        norms.
         """
         sh, sw = self.latent_size
         sizes = [(sh << k, sw << k) for k in range(self.num_upsamplings + 1)]
         if isinstance(segmap, SemanticMap):
-            return [segmap.resize(size) for size in sizes]
+            kernels = {m.mlp_shared[0].kernel_size for m in self.norms() if isinstance(m, condnorm.SPADE)}
+            if len(kernels) != 1 or (is_exporting() and not torch.onnx.is_in_onnx_export()):
+                return [segmap.resize(size) for size in sizes]
+            # The norms of a level share its label windows: found once here, not once per norm.
+            (kernel,) = kernels
+            return [segmap.resize(size).with_windows(kernel) for size in sizes]
         return [resize_segmap(segmap, size) for size in sizes]
 
     def norms(self) -> list[nn.Module]:
@@ -222,10 +229,10 @@ class SPADEGenerator(nn.Module):
                 return segmap.to(dtype)
             segmap = found
         labels = segmap if isinstance(segmap, SemanticMap) else SemanticMap(segmap)
+        if all(isinstance(m, condnorm.SPADE) for m in norms):
+            return SemanticMap(labels.ids, None if labels.extra is None else labels.extra.to(dtype))
         if labels.extra is None and take_ids:
             return labels.ids
-        if labels.extra is not None and all(isinstance(m, condnorm.SPADE) for m in norms):
-            return SemanticMap(labels.ids, labels.extra.to(dtype))
         return labels.to_dense(self.semantic_nc, dtype)
 
     def forward(self, segmap: Tensor | SemanticMap, z: Tensor | None = None, *,
