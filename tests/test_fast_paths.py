@@ -333,10 +333,12 @@ def test_generator_finds_the_label_windows_once_per_resolution(monkeypatch: pyte
     ids = regions(2, 6, 64, 64)
     calls: list[tuple[int, ...]] = []
     find = semantic_map.label_windows
-    monkeypatch.setattr(semantic_map, "label_windows", lambda i, k: calls.append(tuple(i.shape)) or find(i, k))
+    monkeypatch.setattr(semantic_map, "label_windows",
+                        lambda i, k: calls.append(tuple(i.shape)) or find(i, k))
     out = g(ids)
-    assert calls == [(2, *size) for size in [(2 << k, 2 << k) for k in range(6)]]  # 2² … 64², once each
-    torch.testing.assert_close(out, official_forward(reference, labels_to_onehot(ids, 6)), atol=1e-4, rtol=1e-4)
+    assert calls == [(2, 2 << k, 2 << k) for k in range(6)]  # 2² … 64², once each
+    expected = official_forward(reference, labels_to_onehot(ids, 6))
+    torch.testing.assert_close(out, expected, atol=1e-4, rtol=1e-4)
 
 
 def test_generator_instance_edges_take_the_semantic_map_path() -> None:
