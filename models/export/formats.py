@@ -9,8 +9,8 @@ archives), so a runtime can rebuild the pre- and post-processing without the tra
 ONNX exporters. ``torch.onnx.export`` has two: the ``torch.export``-based one (``dynamo=True``)
 and the TorchScript-tracing one (``dynamo=False``). Both export every network here with the
 same parity (``benchmarks/export_parity.py``); onnxruntime runs the AdaIN graphs equally fast
-and the dynamo SPADE graph faster (ADE20K 256²: 0.88× vs 0.99× eager PyTorch, same run,
-``benchmarks/export_latency.py``). **The default is ``dynamo=True``** because
+and the dynamo SPADE graph a little faster (ADE20K 256²: 0.88–0.98× vs 0.96–1.08× eager
+PyTorch over three runs, ``benchmarks/export_latency.py``). **The default is ``dynamo=True``** because
 
 - it is PyTorch's maintained, default exporter; the tracing one is deprecated since 2.9;
 - it traces symbolically: shape arithmetic stays symbolic and a dynamic size the code fixes
@@ -19,7 +19,7 @@ and the dynamo SPADE graph faster (ADE20K 256²: 0.88× vs 0.99× eager PyTorch,
   windows use slices under it);
 - its SPADE generator graph is the faster one (above).
 
-Its cost is export time: 1–6 s per layer, ~30 s for a tiny SPADE generator (torch.export
+Its cost is export time: 1–6 s per layer, ~20 s for a tiny SPADE generator (torch.export
 reasons about the data-dependent sizes of SPADE's per-window path), 9–18 s for the AdaIN
 network on 2 shared cores, against 0.05–8 s for tracing (the 96 M-parameter ADE20K generator:
 36 s vs 16 s). Pass ``dynamo=False`` for fast iteration.
