@@ -10,13 +10,16 @@ trained network, so a difference above 1e-4 points at the export and not at the 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
+import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.nn.utils.spectral_norm import SpectralNorm
 
 import condnorm
 from models.adain import StyleTransfer
+from models.data.semantic_datamodule import SemanticDataModule
 from models.export.formats import GraphSpec
 from models.export.graphs import (
     LabelMapGeneratorGraph,
@@ -27,6 +30,7 @@ from models.export.graphs import (
     style_code_spec,
     style_transfer_spec,
 )
+from models.lit.mask_to_image import MaskToImageModule
 from models.sean import SEANGenerator
 from models.spade import ConvEncoder, SPADEGenerator
 from models.spade.clade import clade_generator
@@ -98,3 +102,27 @@ STYLE_SPECS: dict[str, Callable[[], GraphSpec]] = {
     "StyleTransfer-adain-code": lambda: style_code_spec(perturbed_(StyleTransfer(), gain=1.0))[0],
 }
 """Style-transfer graphs (the full VGG-19 encoder; the spatial sizes are small)."""
+
+
+def rain_checkpoint(root: Path, *, num_train: int = 2, perturb: float = 0.0) -> Path:
+    """``root/rain.ckpt``: a tiny RAIN mask-to-image module after two training steps on shapes.
+
+    ``perturb`` adds ``N(0, perturb²)`` to every generator parameter before saving: two steps
+    barely move the zero-initialised styles and noise scales, so a test that compares images
+    across backends gives them something to carry.
+    """
+    dm = SemanticDataModule(dataset_mode="shapes", crop_size=32, num_train=num_train, num_val=2, batch_size=2,
+                            num_workers=0, no_instance=True)
+    model = MaskToImageModule(generator="rain", ngf=8, ndf=8, num_D=1, n_layers_D=2, norm_G="syncbatch",
+                              lambda_vgg=0.0, lpips=False, style_dim=8)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=root,
+                         max_steps=2, limit_val_batches=0, enable_checkpointing=False)
+    trainer.fit(model, datamodule=dm)
+    if perturb:
+        with torch.no_grad():
+            for p in model.generator.parameters():
+                p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * perturb)
+    ckpt = root / "rain.ckpt"
+    trainer.save_checkpoint(ckpt)
+    return ckpt

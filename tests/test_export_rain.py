@@ -5,17 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import pytorch_lightning as pl
 import torch
 
 import infer
-from models.data.semantic_datamodule import SemanticDataModule
 from models.export.architecture import load_exported_safetensors
 from models.export.runtime import OnnxRainGenerator, OnnxSession
 from models.export.verify import parity
-from models.lit.mask_to_image import MaskToImageModule
 from models.spade.checkpoint import load_generator
-from tests.export_cases import GENERATOR_SPECS
+from tests.export_cases import GENERATOR_SPECS, rain_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:FutureWarning")  # torch.jit in torch 2.14
 
@@ -33,16 +30,7 @@ def test_rain_style_encoder_matches_eager() -> None:
 
 
 def test_command_line_export_reproduces_seeded_noise_and_codes(tmp_path: Path) -> None:
-    dm = SemanticDataModule(dataset_mode="shapes", crop_size=32, num_train=4, num_val=2, batch_size=2,
-                            num_workers=0, no_instance=True)
-    model = MaskToImageModule(generator="rain", ngf=8, ndf=8, num_D=1, n_layers_D=2, norm_G="syncbatch",
-                              lambda_vgg=0.0, lpips=False, style_dim=8)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp_path,
-                         max_steps=2, limit_val_batches=0, enable_checkpointing=False)
-    trainer.fit(model, datamodule=dm)
-    ckpt = tmp_path / "rain.ckpt"
-    trainer.save_checkpoint(ckpt)
+    ckpt = rain_checkpoint(tmp_path, num_train=4)
     base = ["export", "--checkpoint", str(ckpt), "--task", "rain"]
     assert infer.main([*base, "--format", "onnx", "--onnx-exporter", "tracing", "--out",
                        str(tmp_path / "g.onnx")]) == 0

@@ -6,34 +6,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
 from PIL import Image
 
 import infer
-from models.data.semantic_datamodule import SemanticDataModule
-from models.lit.mask_to_image import MaskToImageModule
 from models.sean.codes import RegionCodes
+from models.spade.checkpoint import load_generator
 from tests.data_files import write_ids, write_image
+from tests.export_cases import rain_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:FutureWarning")  # torch.jit in torch 2.14
 
 
 def _checkpoint(root: Path) -> tuple[Path, int]:
-    dm = SemanticDataModule(dataset_mode="shapes", crop_size=32, num_train=2, num_val=2, batch_size=2,
-                            num_workers=0, no_instance=True)
-    model = MaskToImageModule(generator="rain", ngf=8, ndf=8, num_D=1, n_layers_D=2, norm_G="syncbatch",
-                              lambda_vgg=0.0, lpips=False, style_dim=8)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=root,
-                         max_steps=2, limit_val_batches=0, enable_checkpointing=False)
-    trainer.fit(model, datamodule=dm)
-    with torch.no_grad():  # two steps barely move the zero-initialised styles and noise: make them count
-        for p in model.generator.parameters():
-            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.3)
-    ckpt = root / "rain.ckpt"
-    trainer.save_checkpoint(ckpt)
-    return ckpt, model.generator.label_nc
+    ckpt = rain_checkpoint(root, perturb=0.3)
+    return ckpt, load_generator(ckpt)[0].label_nc
 
 
 def _png(path: Path) -> np.ndarray:
