@@ -17,10 +17,10 @@ import sys
 
 # subcommand -> (module providing add_arguments/run, one-line help)
 TASKS = {
-    "spade": ("models.spade.inference", "mask-to-image synthesis with a SPADE generator"),
-    "rain": ("models.sean.inference", "mask-to-image synthesis with per-region styles (RAIN/SEAN)"),
-    "adain": ("models.adain.inference", "AdaIN / AdaCoN style transfer on image pairs"),
-    "export": ("models.export.cli", "export a checkpoint to ONNX, TorchScript, torch.export or safetensors"),
+    "spade": ("models.app.cli.spade", "mask-to-image synthesis with a SPADE generator"),
+    "rain": ("models.app.cli.rain", "mask-to-image synthesis with per-region styles (RAIN/SEAN)"),
+    "adain": ("models.app.cli.adain", "AdaIN / AdaCoN style transfer on image pairs"),
+    "export": ("models.app.cli.export", "export a checkpoint to ONNX, TorchScript, torch.export or safetensors"),
 }
 
 

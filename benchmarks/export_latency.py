@@ -1,6 +1,6 @@
 """onnxruntime vs eager PyTorch latency for the exported AdaIN network (512²) and SPADE generator (256²).
 
-Each network is exported with ``models.export`` (``torch.onnx.export(dynamo=True)`` by default)
+Each network is exported with ``models.app.export`` (``torch.onnx.export(dynamo=True)`` by default)
 and run the way ``infer.py`` runs it, with the same pre/post-processing on both sides:
 
 - AdaIN: ``StyleTransfer.transfer(content, style)`` vs ``OnnxStyleTransfer.transfer`` (content and
@@ -37,13 +37,13 @@ import condnorm
 from benchmarks._harness import check_close, measure, parse_args, scene_labels, target
 from models.adain import StyleTransfer
 from models.adain.networks import torchvision_init_
-from models.export.formats import export_onnx
-from models.export.graphs import spade_generator_spec, style_transfer_spec
-from models.export.prepare import prepare_for_export
-from models.export.runtime import OnnxGenerator, OnnxStyleTransfer
+from models.app.checkpoint import LabelLayout
+from models.app.cli.spade import preprocess
+from models.app.export.formats import export_onnx
+from models.app.export.graphs import spade_generator_spec, style_transfer_spec
+from models.app.export.prepare import prepare_for_export
+from models.app.export.runtime import OnnxGenerator, OnnxStyleTransfer
 from models.spade import SPADEGenerator
-from models.spade.checkpoint import LabelLayout
-from models.spade.inference import preprocess
 from tests.export_cases import perturbed_
 
 EXPORTERS = {"dynamo": True, "tracing": False}

@@ -21,8 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.export.graphs import layer_spec
-from models.export.verify import parity
+from models.app.export.graphs import layer_spec
+from models.app.export.verify import parity
 from tests.export_cases import GENERATOR_SPECS, STYLE_SPECS
 from tests.layer_cases import CASES
 

@@ -267,7 +267,7 @@ def fold_binary_extra(labels: SemanticMap, weight: Tensor,
         ``(ids, weight)`` without extra channels, or ``None`` when an extra channel holds values
         other than 0 and 1, or there are more than ``max_extra`` of them. The 0/1 check reads the
         data, so an ONNX graph does not make it: its caller feeds 0/1 extra channels
-        (:class:`~models.export.runtime.OnnxGenerator` checks them).
+        (:class:`~models.app.export.runtime.OnnxGenerator` checks them).
 
     Example:
         >>> sm = SemanticMap(torch.tensor([[[0, 1]]]), torch.tensor([[[[1.0, 0.0]]]]))

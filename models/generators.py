@@ -15,7 +15,7 @@ norm)`` plus its extras. ``rain`` is called with the style (``style_image=`` or
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ from models.sean import SEANGenerator
 from models.spade.clade import clade_generator
 from models.spade.generator import SPADEGenerator
 
-__all__ = ["GENERATORS", "GeneratorKind", "build_generator", "generator_kind"]
+__all__ = ["GENERATORS", "GeneratorKind", "build_generator", "generator_from_hparams", "generator_kind"]
 
 
 @dataclass(frozen=True)
@@ -71,3 +71,22 @@ def build_generator(name: str, semantic_nc: int, **kwargs: Any) -> SPADEGenerato
         torch.Size([2, 3, 32, 32])
     """
     return generator_kind(name)[1].build(semantic_nc, **kwargs)
+
+
+def generator_from_hparams(h: Mapping[str, Any], semantic_nc: int) -> SPADEGenerator:
+    """Build the generator that ``MaskToImageModule`` trains from its hyperparameters.
+
+    ``h["generator"]`` picks the kind (``spade`` when absent, as in older checkpoints); each
+    kind also reads the hyperparameters it lists in :data:`GENERATORS`. ``semantic_nc`` comes
+    from the label contract (:attr:`models.data.label_layout.LabelLayout.semantic_nc`).
+
+    Example:
+        >>> h = {"generator": "clade", "ngf": 4, "crop_size": 32, "aspect_ratio": 1.0,
+        ...      "num_upsampling_layers": "normal", "norm_G": "batch", "z_dim": 8, "use_vae": False}
+        >>> type(generator_from_hparams(h, 5)).__name__
+        'SPADEGenerator'
+    """
+    name, kind = generator_kind(h.get("generator", "spade"))
+    return build_generator(name, semantic_nc, ngf=h["ngf"], crop_size=h["crop_size"],
+                           aspect_ratio=h["aspect_ratio"], num_upsampling_layers=h["num_upsampling_layers"],
+                           norm=h["norm_G"], **{k: h[k] for k in kind.hparams})

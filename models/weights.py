@@ -18,7 +18,12 @@ from typing import Any
 
 import torch
 
-__all__ = ["WeightsFileError", "atomic_save", "read_weights"]
+__all__ = ["PROJECT_PACKAGES", "WeightsFileError", "atomic_save", "check_finite_weights",
+           "foreign_class_paths", "read_checkpoint", "read_weights"]
+
+# Import paths a checkpoint's hyperparameters may name (LightningCLI records the classes it built).
+PROJECT_PACKAGES = ("models.", "pytorch_lightning.", "lightning.", "torch.")
+_CLASS_KEYS = ("_class_path", "class_path", "_instantiator")
 
 _TORCH_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation",
                       "Re-running `torch.load`", "In PyTorch 2.6")
@@ -133,3 +138,71 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
         finally:
             os.close(dir_fd)
     return path
+
+
+def foreign_class_paths(tree: Any, allowed: tuple[str, ...] = PROJECT_PACKAGES) -> list[str]:
+    """Import paths named in ``tree`` (``class_path``, ``_class_path``, ``_instantiator`` values) outside ``allowed``.
+
+    LightningCLI and ``LightningModule.load_from_checkpoint`` import the classes a checkpoint's
+    hyperparameters name, before any type check: a file that loads with ``weights_only=True``
+    could still make them import any module. Call this before handing hyperparameters on.
+
+    Example:
+        >>> foreign_class_paths({"_class_path": "models.lit.mask_to_image.MaskToImageModule",
+        ...                      "init": {"class_path": "evil.Payload"}})
+        ['evil.Payload']
+    """
+    found: list[str] = []
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            if key in _CLASS_KEYS and not (isinstance(value, str) and value.startswith(allowed)):
+                found.append(str(value))
+            found += foreign_class_paths(value, allowed)
+    elif isinstance(tree, (list, tuple)):
+        for value in tree:
+            found += foreign_class_paths(value, allowed)
+    return found
+
+
+def check_finite_weights(state: Any, path: str | os.PathLike) -> None:
+    """Raise :class:`WeightsFileError` naming the first tensors of ``state`` that hold NaN or Inf.
+
+    A network with non-finite weights only produces NaN or black images, so such files are
+    refused at load rather than producing them.
+
+    Example:
+        >>> check_finite_weights({"a": torch.ones(2), "b": torch.tensor([1.0, float("nan")])}, "g.pth")
+        Traceback (most recent call last):
+        ...
+        models.weights.WeightsFileError: g.pth: 1 weight tensor(s) hold NaN or Inf values (b); the training run that wrote it diverged: use an earlier checkpoint
+    """  # noqa: E501
+    tensors = state.items() if isinstance(state, dict) else ()
+    bad = [name for name, t in tensors
+           if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        listed = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise WeightsFileError(f"{path}: {len(bad)} weight tensor(s) hold NaN or Inf values ({listed}); the "
+                               "training run that wrote it diverged: use an earlier checkpoint")
+
+
+def read_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> Any:
+    """:func:`read_weights`, then refuse foreign class paths and non-finite weights.
+
+    For a Lightning checkpoint (``hyper_parameters`` + ``state_dict``) the hyperparameters may
+    only name classes of this project; every floating tensor (of ``state_dict``, or of a bare
+    state dict) must be finite.
+
+    Raises:
+        WeightsFileError: naming the file and what was refused.
+    """
+    ckpt = read_weights(path, map_location=map_location)
+    if isinstance(ckpt, dict) and "state_dict" in ckpt:
+        foreign = foreign_class_paths(ckpt.get("hyper_parameters", {}))
+        if foreign:
+            raise WeightsFileError(f"{path}: its hyperparameters name code outside this project ({foreign[0]}); "
+                                   "refused before importing anything. Use a checkpoint written by this "
+                                   "project's train.py")
+        check_finite_weights(ckpt["state_dict"], path)
+    else:
+        check_finite_weights(ckpt, path)
+    return ckpt

@@ -19,9 +19,8 @@ from torch.nn.utils.spectral_norm import SpectralNorm
 
 import condnorm
 from models.adain import StyleTransfer
-from models.data.semantic_datamodule import SemanticDataModule
-from models.export.formats import GraphSpec
-from models.export.graphs import (
+from models.app.export.formats import GraphSpec
+from models.app.export.graphs import (
     LabelMapGeneratorGraph,
     rain_encoder_spec,
     rain_generator_spec,
@@ -30,6 +29,7 @@ from models.export.graphs import (
     style_code_spec,
     style_transfer_spec,
 )
+from models.data.semantic_datamodule import SemanticDataModule
 from models.lit.mask_to_image import MaskToImageModule
 from models.sean import SEANGenerator
 from models.spade import ConvEncoder, SPADEGenerator

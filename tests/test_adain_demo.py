@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from models.adain.demo import main
+from models.app.demos.adain_controls import main
 
 
 def test_controls_grid_has_nine_columns_and_one_row_per_content(tmp_path: Path) -> None:

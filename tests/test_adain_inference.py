@@ -11,7 +11,7 @@ from PIL import Image
 from torchvision.transforms.v2.functional import resize
 
 from models.adain import StyleTransfer
-from models.adain.inference import add_arguments, run
+from models.app.cli.adain import add_arguments, run
 from models.data.io import load_rgb
 from models.data.style_folders import make_synthetic_folders
 from models.lit.style_transfer import StyleTransferModule

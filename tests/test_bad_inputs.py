@@ -20,13 +20,14 @@ from PIL import Image
 import condnorm
 import train
 from models.adain import StyleTransfer
+from models.app.checkpoint import load_generator
+from models.data.label_layout import LabelLayout
 from models.data.io import ImageReadError, image_size, list_images, load_label, load_rgb
 from models.data.layouts import find_custom
 from models.data.palette import rgb_to_ids
 from models.data.semantic import PairedSemanticDataset
 from models.data.style_folders import ContentStylePairs
 from models.spade import SPADEGenerator
-from models.spade.checkpoint import LabelLayout, load_generator
 from models.weights import WeightsFileError, read_weights
 from tests.adain_official import save_official
 from tests.data_files import write_ids, write_image, write_pair
@@ -114,8 +115,7 @@ def _dataset(tmp: Path, ids: np.ndarray, *, label_nc: int, dontcare: bool = Fals
     write_pair(tmp, "a", ids)
     if image_hw is not None:
         write_image(tmp / "img" / "a.jpg", *image_hw)
-    return PairedSemanticDataset(find_custom(tmp / "img", tmp / "lbl"), label_nc=label_nc,
-                                 contain_dontcare_label=dontcare)
+    return PairedSemanticDataset(find_custom(tmp / "img", tmp / "lbl"), LabelLayout(label_nc, dontcare))
 
 
 @case("label-ids-over-label_nc")

@@ -19,18 +19,18 @@ def _custom_root(tmp_path, n=6, high=4):
 def test_shapes_setup_and_batch():
     dm = SemanticDataModule("shapes", num_train=6, num_val=3, crop_size=32, aspect_ratio=2.0, batch_size=4,
                             num_workers=0, seed=1)
-    assert (dm.label_nc, dm.contain_dontcare_label, dm.use_instance, dm.semantic_nc) == (6, False, True, 7)
+    assert (dm.layout.label_nc, dm.layout.contain_dontcare_label, dm.layout.use_instance, dm.layout.semantic_nc) == (6, False, True, 7)
     dm.setup("fit")
     assert len(dm.train_set) == 6 and len(dm.val_set) == 3
     batch = next(iter(dm.train_dataloader()))
     assert batch["image"].shape == (4, 3, 16, 32) and batch["label"].shape == batch["instance"].shape
     assert len(batch["name"]) == 4 and batch["label"].dtype == torch.long
-    seg = semantic_input(batch["label"], batch["instance"], label_nc=dm.label_nc,
-                         contain_dontcare_label=dm.contain_dontcare_label, use_instance=dm.use_instance)
-    assert seg.shape == (4, dm.semantic_nc, 16, 32)
+    seg = semantic_input(batch["label"], batch["instance"], label_nc=dm.layout.label_nc,
+                         contain_dontcare_label=dm.layout.contain_dontcare_label, use_instance=dm.layout.use_instance)
+    assert seg.shape == (4, dm.layout.semantic_nc, 16, 32)
     val_names = [n for b in dm.val_dataloader() for n in b["name"]]
     assert val_names == ["shapes_1_000006", "shapes_1_000007", "shapes_1_000008"]
-    assert SemanticDataModule("shapes", num_val=0, no_instance=True).semantic_nc == 6
+    assert SemanticDataModule("shapes", num_val=0, no_instance=True).layout.semantic_nc == 6
 
 
 def test_mode_defaults_without_files():
@@ -39,14 +39,14 @@ def test_mode_defaults_without_files():
                 "coco": (182, True, True, 184, "resize_and_crop", 256)}
     for mode, values in expected.items():
         dm = SemanticDataModule(mode, dataroot="unused")
-        assert (dm.label_nc, dm.contain_dontcare_label, dm.use_instance, dm.semantic_nc, dm.preprocess,
+        assert (dm.layout.label_nc, dm.layout.contain_dontcare_label, dm.layout.use_instance, dm.layout.semantic_nc, dm.preprocess,
                 dm.crop_size) == values, mode
     assert SemanticDataModule("cityscapes").aspect_ratio == 2.0
     custom = SemanticDataModule("custom", label_nc=13, instance_dir="inst")
-    assert custom.use_instance and custom.semantic_nc == 14
-    assert not SemanticDataModule("custom", label_nc=13).use_instance
+    assert custom.layout.use_instance and custom.layout.semantic_nc == 14
+    assert not SemanticDataModule("custom", label_nc=13).layout.use_instance
     coco = SemanticDataModule("coco", label_nc=10, contain_dontcare_label=False, no_instance=True)
-    assert coco.semantic_nc == 10
+    assert coco.layout.semantic_nc == 10
 
 
 def test_init_errors():
@@ -92,7 +92,7 @@ def test_setup_validates_every_label_map(tmp_path):
     ok = SemanticDataModule("custom", dataroot=str(root), image_dir="img", label_dir="lbl", label_nc=4,
                             contain_dontcare_label=True, load_size=20, crop_size=16, num_workers=0)
     ok.setup("fit")
-    assert len(ok.train_set) == 7 and ok.semantic_nc == 5
+    assert len(ok.train_set) == 7 and ok.layout.semantic_nc == 5
     skipped = SemanticDataModule("custom", dataroot=str(root), image_dir="img", label_dir="lbl", label_nc=4,
                                  validate_labels=False)
     skipped.setup("fit")  # no check: the error would only come when p9 is loaded
@@ -110,7 +110,7 @@ def test_cityscapes_datamodule(tmp_path):
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert batch["image"].shape == (2, 3, 8, 16) and batch["instance"].max() > 255
-    assert len(dm.val_set) == 1 and dm.semantic_nc == 36
+    assert len(dm.val_set) == 1 and dm.layout.semantic_nc == 36
     with pytest.raises(FileNotFoundError, match="leftImg8bit/test does not exist"):
         SemanticDataModule("cityscapes", dataroot=str(tmp_path), val_phase="test").setup("fit")
 
@@ -121,5 +121,5 @@ def test_yaml_friendly_arguments():
     cfg = parser.parse_args(["--data.dataset_mode=custom", "--data.label_nc=13", "--data.dataroot=/d",
                              "--data.image_dir=img", "--data.label_dir=lbl", "--data.no_flip=true"])
     dm = SemanticDataModule(**cfg.data.as_dict())
-    assert dm.label_nc == 13 and dm.hparams.no_flip and dm.hparams.dataroot == "/d"
-    assert SemanticDataModule(**dm.hparams).label_nc == 13
+    assert dm.layout.label_nc == 13 and dm.hparams.no_flip and dm.hparams.dataroot == "/d"
+    assert SemanticDataModule(**dm.hparams).layout.label_nc == 13

@@ -5,7 +5,8 @@ from PIL import Image
 
 from models.data.io import ImageReadError
 from models.data.layouts import find_custom
-from models.data.semantic import PairedSemanticDataset, check_label_ids, remap_ids
+from models.data.label_layout import LabelLayout, check_label_ids, remap_ids
+from models.data.semantic import PairedSemanticDataset
 from models.data.transforms import PairedTransform
 from tests.data_files import write_ids, write_image, write_pair
 
@@ -16,9 +17,9 @@ def _ids(seed=0, high=4, shape=(18, 22)):
     return np.random.default_rng(seed).integers(0, high, shape)
 
 
-def _dataset(root, **kw):
-    kw.setdefault("transform", SMALL)
-    return PairedSemanticDataset(find_custom(root / "img", root / "lbl", kw.pop("instance_dir", None)), **kw)
+def _dataset(root, *, transform=SMALL, instance_dir=None, palette=None, **layout):
+    return PairedSemanticDataset(find_custom(root / "img", root / "lbl", instance_dir),
+                                 LabelLayout.with_palette(palette, **layout), transform=transform)
 
 
 def test_sample_dict(tmp_path):
@@ -128,4 +129,4 @@ def test_size_mismatch_and_missing_instance(tmp_path):
     with pytest.raises(ValueError, match=r"use_instance=True but 1 sample\(s\) have no instance map"):
         _dataset(tmp_path, label_nc=2, use_instance=True)
     with pytest.raises(ValueError, match="no samples given"):
-        PairedSemanticDataset([], label_nc=2)
+        PairedSemanticDataset([], LabelLayout(2))

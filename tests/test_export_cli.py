@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 
 import infer
+from models.app.checkpoint import load_generator
+from models.app.export.architecture import load_exported_safetensors
+from models.app.export.formats import load_torchscript
+from models.app.export.runtime import OnnxGenerator
 from models.data.semantic_datamodule import SemanticDataModule
-from models.export.architecture import load_exported_safetensors
-from models.export.formats import load_torchscript
-from models.export.runtime import OnnxGenerator
 from models.lit.mask_to_image import MaskToImageModule
-from models.spade.checkpoint import load_generator
 from tests.data_files import write_ids
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:FutureWarning")  # torch.jit in torch 2.14
@@ -38,7 +38,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     trainer.save_checkpoint(ckpt)
     gen = torch.Generator().manual_seed(0)
     for i in range(3):
-        ids = torch.randint(dm.label_nc, (24 + i, 40), generator=gen)
+        ids = torch.randint(dm.layout.label_nc, (24 + i, 40), generator=gen)
         write_ids(root / "labels" / f"mask_{i}.png", ids.numpy())
     return ckpt
 

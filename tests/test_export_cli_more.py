@@ -43,7 +43,7 @@ def test_vae_round_trip_draws_the_same_z_and_encodes_the_same_style(tmp_path: Pa
     model.trainer.save_checkpoint(ckpt)
     labels = tmp_path / "labels"
     for i in range(2):
-        write_ids(labels / f"mask_{i}.png", np.random.default_rng(i).integers(0, dm.label_nc, (32, 32)))
+        write_ids(labels / f"mask_{i}.png", np.random.default_rng(i).integers(0, dm.layout.label_nc, (32, 32)))
     style = write_image(tmp_path / "style.png", 40, 36)
     export = ["export", "--checkpoint", str(ckpt), "--task", "spade", "--format", "onnx"]
     assert infer.main([*export, "--out", str(tmp_path / "g.onnx")]) == 0

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from condnorm import SemanticMap
-from models.export.formats import GraphSpec, export_onnx, onnx_bytes
-from models.export.runtime import OnnxGenerator
-from models.export.verify import parity, resized_inputs
+from models.app.export.formats import GraphSpec, export_onnx, onnx_bytes
+from models.app.export.runtime import OnnxGenerator
+from models.app.export.verify import parity, resized_inputs
 from tests.export_cases import GENERATOR_SPECS, SEMANTIC_NC
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:FutureWarning")  # torch.jit in torch 2.14

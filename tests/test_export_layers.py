@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from condnorm.adacon import _dynamic_conv, _dynamic_conv_unfolded
-from models.export.graphs import layer_spec
-from models.export.verify import parity, resized_inputs
+from models.app.export.graphs import layer_spec
+from models.app.export.verify import parity, resized_inputs
 from tests.layer_cases import CASES, LayerCase
 
 IDS = [c.name for c in CASES]

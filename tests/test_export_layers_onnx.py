@@ -1,7 +1,7 @@
 """Every condnorm layer exported to ONNX with both exporters, run by onnxruntime at new sizes.
 
 Each export is checked on its example inputs and on inputs whose batch and spatial sizes all
-changed (``models.export.verify.resized_inputs``), against eager PyTorch: max abs diff ≤ 1e-4.
+changed (``models.app.export.verify.resized_inputs``), against eager PyTorch: max abs diff ≤ 1e-4.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import onnx
 import pytest
 import torch
 
-from models.export.formats import onnx_bytes
-from models.export.graphs import layer_spec
-from models.export.verify import parity
+from models.app.export.formats import onnx_bytes
+from models.app.export.graphs import layer_spec
+from models.app.export.verify import parity
 from tests.layer_cases import CASES, LayerCase
 
 IDS = [c.name for c in CASES]

@@ -12,13 +12,13 @@ from torch import nn
 
 import condnorm
 from models.adain import StyleTransfer
-from models.export.architecture import (
+from models.app.export.architecture import (
     describe,
     load_exported_safetensors,
     read_description,
     save_exported_safetensors,
 )
-from models.export.prepare import fold_reparameterizations, inference_network, prepare_for_export
+from models.app.export.prepare import fold_reparameterizations, inference_network, prepare_for_export
 from models.spade import ConvEncoder, SPADEGenerator
 from models.spade.clade import clade_generator
 from tests.export_cases import perturbed_

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import infer
-from models.export.architecture import load_exported_safetensors
-from models.export.runtime import OnnxRainGenerator, OnnxSession
-from models.export.verify import parity
-from models.spade.checkpoint import load_generator
+from models.app.checkpoint import load_generator
+from models.app.export.architecture import load_exported_safetensors
+from models.app.export.runtime import OnnxRainGenerator, OnnxSession
+from models.app.export.verify import parity
 from tests.export_cases import GENERATOR_SPECS, rain_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:FutureWarning")  # torch.jit in torch 2.14

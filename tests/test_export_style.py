@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from models.adain import StyleTransfer
-from models.export.formats import export_onnx
-from models.export.graphs import StyleTransferGraph, style_transfer_spec
-from models.export.runtime import OnnxGenerator, OnnxStyleTransfer
-from models.export.verify import parity
+from models.app.export.formats import export_onnx
+from models.app.export.graphs import StyleTransferGraph, style_transfer_spec
+from models.app.export.runtime import OnnxGenerator, OnnxStyleTransfer
+from models.app.export.verify import parity
 from tests.export_cases import STYLE_SPECS, perturbed_
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:FutureWarning")  # torch.jit in torch 2.14

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from models.adain import StyleTransfer
-from models.export.graphs import StyleCodeGraph, StyleTransferFromCodeGraph
-from models.export.verify import parity
+from models.app.export.graphs import StyleCodeGraph, StyleTransferFromCodeGraph
+from models.app.export.verify import parity
 from tests.export_cases import STYLE_SPECS, perturbed_
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:FutureWarning")  # torch.jit in torch 2.14

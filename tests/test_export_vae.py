@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.export.verify import parity
+from models.app.export.verify import parity
 from tests.export_cases import GENERATOR_SPECS
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:FutureWarning")  # torch.jit in torch 2.14

@@ -12,13 +12,13 @@ from PIL import Image
 
 import condnorm
 import infer
+from models.app.checkpoint import load_generator
+from models.app import RegionStyles
 from models.data.io import save_image
 from models.data.semantic_datamodule import SemanticDataModule
 from models.lit.mask_to_image import MaskToImageModule
 from models.sean import SEANGenerator
 from models.sean.codes import RegionCodes
-from models.sean.inference import region_codes
-from models.spade.checkpoint import load_generator
 from tests.data_files import write_ids
 
 TINY_MODEL = dict(ngf=8, ndf=8, num_D=1, n_layers_D=2, norm_G="batch", lambda_vgg=0.0, lpips=False,
@@ -129,10 +129,10 @@ def test_infer_rain_end_to_end(rain_run: dict, tmp_path: Path) -> None:
                        "--codes-out", str(tmp_path / "codes.safetensors"), "--out", str(tmp_path / "a")]) == 0
     assert Image.open(tmp_path / "a" / "target_mask.png").size == (32, 32)
 
-    generator, layout = load_generator(rain_run["ckpt"])
-    ref = region_codes(generator, ref_img, ref_labels, layout)
-    other = region_codes(generator, other_img, data[donor]["label"], layout)
-    own = region_codes(generator, target_img, data[0]["label"], layout)
+    model = RegionStyles.load(rain_run["ckpt"])
+    ref = model.codes(ref_img, ref_labels)
+    other = model.codes(other_img, data[donor]["label"])
+    own = model.codes(target_img, data[0]["label"])
     mixed = RegionCodes.load(tmp_path / "codes.safetensors")
     assert not ref.present[1] and own.present[1]
     torch.testing.assert_close(mixed.codes[1], own.codes[1])  # absent from --style: the target's own

@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 
 import infer
+from models.app.checkpoint import load_generator
 from models.data.semantic_datamodule import SemanticDataModule
 from models.lit.mask_to_image import MaskToImageModule
 from models.spade import SPADEGenerator
-from models.spade.checkpoint import load_generator
 from tests.data_files import write_ids
 
 TINY_MODEL = dict(ngf=8, ndf=8, num_D=1, n_layers_D=2, norm_G="batch", lambda_vgg=0.0, lpips=False)
@@ -79,7 +79,7 @@ def test_hparams_record_the_label_layout(tmp_path: Path) -> None:
     model = MaskToImageModule(**TINY_MODEL)
     trainer = _trainer(tmp_path, max_steps=2, limit_val_batches=0)
     trainer.fit(model, datamodule=dm)
-    assert model.hparams.label_nc == dm.label_nc
+    assert model.hparams.label_nc == dm.layout.label_nc
     assert model.hparams.crop_size == 32
     rebuilt = MaskToImageModule(**{k: v for k, v in model.hparams.items() if not k.startswith("_")})
     assert rebuilt.generator is not None
@@ -94,7 +94,7 @@ def test_vae_path_trains_a_step(tmp_path: Path) -> None:
     assert "G/kld" in trainer.callback_metrics
     ckpt = tmp_path / "vae.ckpt"
     trainer.save_checkpoint(ckpt)
-    labels = _label_folder(tmp_path / "labels", 2, dm.label_nc)
+    labels = _label_folder(tmp_path / "labels", 2, dm.layout.label_nc)
     style = tmp_path / "style.png"
     Image.fromarray(np.full((20, 30, 3), (200, 30, 30), np.uint8)).save(style)
     base = ["spade", "--checkpoint", str(ckpt), "--labels", str(labels), "--model-size"]
@@ -147,7 +147,7 @@ def test_infer_from_lightning_checkpoint_writes_one_image_per_label(tmp_path: Pa
     trainer.fit(model, datamodule=dm)
     ckpt = tmp_path / "model.ckpt"
     trainer.save_checkpoint(ckpt)
-    labels = _label_folder(tmp_path / "labels", 3, dm.label_nc)
+    labels = _label_folder(tmp_path / "labels", 3, dm.layout.label_nc)
     out = tmp_path / "out"
     base = ["spade", "--checkpoint", str(ckpt), "--labels", str(labels), "--out", str(out)]
     with pytest.raises(ValueError, match="pass --instances"):

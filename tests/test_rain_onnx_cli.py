@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 import infer
+from models.app.checkpoint import load_generator
 from models.sean.codes import RegionCodes
-from models.spade.checkpoint import load_generator
 from tests.data_files import write_ids, write_image
 from tests.export_cases import rain_checkpoint
 

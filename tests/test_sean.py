@@ -9,11 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from models.app.checkpoint import load_generator
+from models.data.label_layout import LabelLayout
 from models.generators import GENERATORS, build_generator, generator_kind
 from models.sean import NoisySPADE, SEANGenerator, StyleEncoder
 from models.sean.codes import RegionCodes, mix_region_codes
 from models.spade import SPADEGenerator
-from models.spade.checkpoint import LabelLayout, load_generator
 from models.spade.clade import clade_generator
 from tests.layer_cases import randomize_
 from tests.reference import batch_norm_train, nearest, onehot, spade_gamma_beta

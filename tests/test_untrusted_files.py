@@ -21,10 +21,10 @@ import infer
 import train
 from models.adain import StyleTransfer
 from models.adain.networks import load_weights_file
+from models.app.checkpoint import load_encoder, load_generator
 from models.losses import VGGPerceptualLoss
 from models.metrics import optional_fid
 from models.sean.codes import RegionCodes
-from models.spade.checkpoint import load_encoder, load_generator
 from models.weights import WeightsFileError, read_weights
 
 

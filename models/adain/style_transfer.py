@@ -8,6 +8,7 @@ preservation and spatial control with a mask. Images of any size come back at th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,8 @@ def _normalise_weights(weights: Sequence[float] | None, count: int) -> list[floa
     weights = [float(w) for w in weights]
     if len(weights) != count:
         raise ValueError(f"style_weights: got {len(weights)} weight(s) for {count} style(s)")
-    if min(weights) < 0 or sum(weights) <= 0:
-        raise ValueError(f"style_weights must be non-negative with a positive sum, got {weights}")
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"style_weights must be finite, non-negative and with a positive sum, got {weights}")
     return [w / sum(weights) for w in weights]
 
 

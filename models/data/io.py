@@ -6,13 +6,15 @@ PIL mode (RGBA, greyscale, palette, 16-bit) come back as RGB float tensors in [0
 
 from __future__ import annotations
 
+import os
+import secrets
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torchvision.utils import make_grid
 from torchvision.utils import save_image as _tv_save_image
@@ -26,11 +28,16 @@ __all__ = [
     "list_images",
     "load_label",
     "load_rgb",
+    "output_paths",
+    "refuse_collisions",
     "save_grid",
     "save_image",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+OUTPUT_EXTENSIONS = ("png", "jpg", "jpeg", "bmp", "webp", "tif", "tiff")
+_LOSSY_FORMATS = ("JPEG", "MPO")  # label files must keep every id exactly
+_EXIF_ORIENTATION = 0x0112
 
 
 class ImageReadError(ValueError):
@@ -70,6 +77,9 @@ def _open(path: Path, *, load: bool = True) -> Image.Image:
             img = Image.open(path)
             if load:
                 img.load()
+                if img.getexif().get(_EXIF_ORIENTATION, 1) != 1:  # camera photos: upright, as viewers show
+                    stored_format, img = img.format, ImageOps.exif_transpose(img)
+                    img.format = stored_format
     except FileNotFoundError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
@@ -97,7 +107,8 @@ def image_size(path: str | Path) -> tuple[int, int]:
         (30, 40)
     """
     with _open(Path(path), load=False) as img:
-        return img.height, img.width
+        turned = img.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8)  # rotated by 90°: H and W swap
+        return (img.width, img.height) if turned else (img.height, img.width)
 
 
 def _to_array(img: Image.Image) -> np.ndarray:
@@ -130,17 +141,33 @@ def load_rgb(path: str | Path) -> Tensor:
 def load_label(path: str | Path, palette: Palette | None = None) -> Tensor:
     """Read a label map of class ids as a ``(H, W)`` long tensor.
 
-    Accepts single-channel 8/16-bit PNGs and palette PNGs (the palette index is the id).
-    With ``palette`` (``{id: (r, g, b)}``, see :func:`models.data.palette.load_palette`) the
-    file is read as colours instead and each colour is mapped to its id.
+    Accepts lossless single-channel files: 8/16-bit PNG/BMP/integer TIFF, palette PNGs (the
+    palette index is the id) and 1-bit masks (read as ids 0 and 1). With ``palette``
+    (``{id: (r, g, b)}``, see :func:`models.data.palette.load_palette`) the file is read as
+    colours instead and each colour is mapped to its id.
 
     Raises:
-        ImageReadError: if the file is unreadable, or holds colours (RGB) instead of ids and no
-            ``palette`` is given; the message says to convert colour masks with a palette file.
+        ImageReadError: if the file is unreadable, lossy (JPEG blends neighbouring ids into
+            invented ones), floating-point (ids must be integers), or holds colours (RGB)
+            instead of ids and no ``palette`` is given; the message says how to fix it.
         ValueError: with ``palette``, if the mask holds colours the palette lacks (listed).
+
+    Example:
+        >>> import tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "mask.png")
+        >>> Image.fromarray(np.array([[0, 255]], dtype=np.uint8)).convert("1").save(path)
+        >>> load_label(path)
+        tensor([[0, 1]])
     """
     path = Path(path)
     img = _open(path)
+    if img.format in _LOSSY_FORMATS:
+        raise ImageReadError(f"{path}: label maps must be stored losslessly, but this is a {img.format} file "
+                             "(its compression blends neighbouring ids into ids that were never drawn); "
+                             "export the mask as PNG")
+    if img.mode == "F" or img.mode.startswith("I;16F"):
+        raise ImageReadError(f"{path}: label map holds floating-point values; ids must be integers: save "
+                             "it as an 8- or 16-bit integer PNG/TIFF")
     if palette is not None:
         return rgb_to_ids(img, palette, name=str(path))
     if img.mode in ("RGB", "RGBA"):
@@ -151,6 +178,8 @@ def load_label(path: str | Path, palette: Palette | None = None) -> Tensor:
                 "single-channel (L or P mode) PNG of ids, or pass a palette file that maps "
                 "colours to ids")
         arr = arr[..., 0]
+    elif img.mode == "1":  # 1-bit masks: ids 0 and 1 (not the 0/255 of an 8-bit view)
+        arr = np.asarray(img, dtype=bool)
     elif img.mode in ("L", "P", "I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img)
     else:
@@ -159,11 +188,68 @@ def load_label(path: str | Path, palette: Palette | None = None) -> Tensor:
 
 
 def save_image(image: Tensor, path: str | Path) -> Path:
-    """Save a ``(3, H, W)`` tensor in [0, 1] (clamped) as an image file; creates the folder."""
+    """Save a ``(3, H, W)`` tensor in [0, 1] (clamped) as an image file, atomically; creates the folder.
+
+    The pixels go to a hidden temporary file beside ``path`` that is renamed over it, so an
+    interrupted run never leaves a truncated image under the final name.
+
+    Raises:
+        ValueError: if the tensor holds NaN or Inf (it would be written as a black image).
+    """
     path = Path(path)
+    if not bool(torch.isfinite(image).all()):
+        raise ValueError(f"{path}: refusing to write an image with NaN/Inf pixels")
     path.parent.mkdir(parents=True, exist_ok=True)
-    _tv_save_image(image.detach().float().clamp(0, 1).cpu(), path)
+    tmp = path.parent / f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}"
+    try:
+        _tv_save_image(image.detach().float().clamp(0, 1).cpu(), tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def output_paths(inputs: Sequence[Path], root: Path | None, out_dir: Path, ext: str,
+                 suffix: str = "") -> list[Path]:
+    """One output file per input, named after it and unique by construction.
+
+    Inputs under the folder ``root`` keep their relative folders (``root/a/x.png`` →
+    ``out_dir/a/x{suffix}.{ext}``), so files of one name in different folders do not collide;
+    inputs given one by one are named by their stem. Two inputs that would still map to one
+    output (``x.png`` and ``x.bmp``) are refused before any work starts.
+
+    Raises:
+        ValueError: naming the clashing inputs, or an unknown ``ext``.
+
+    Example:
+        >>> [p.as_posix() for p in output_paths([Path("m/a/x.png"), Path("m/b/x.png")], Path("m"),
+        ...                                     Path("out"), "jpg")]
+        ['out/a/x.jpg', 'out/b/x.jpg']
+    """
+    ext = ext.lower().lstrip(".")
+    if ext not in OUTPUT_EXTENSIONS:
+        raise ValueError(f"--ext {ext!r}: choose one of {', '.join(OUTPUT_EXTENSIONS)}")
+    relative = [path.relative_to(root).parent if root is not None else Path() for path in inputs]
+    return refuse_collisions([(out_dir / rel / f"{path.stem}{suffix}.{ext}", str(path))
+                              for rel, path in zip(relative, inputs)])
+
+
+def refuse_collisions(targets: Sequence[tuple[Path, str]]) -> list[Path]:
+    """The output paths of ``(output, made from)`` pairs; raise if two inputs would write one file.
+
+    Example:
+        >>> refuse_collisions([(Path("o/a.png"), "c1/a.png"), (Path("o/a.png"), "c2/a.jpg")])
+        Traceback (most recent call last):
+        ...
+        ValueError: c1/a.png and c2/a.jpg would both be written to o/a.png; rename one of them or run them separately
+    """
+    seen: dict[Path, str] = {}
+    for target, source in targets:
+        if target in seen:
+            raise ValueError(f"{seen[target]} and {source} would both be written to {target}; rename one of them "
+                             "or run them separately")
+        seen[target] = source
+    return [target for target, _ in targets]
 
 
 def save_grid(rows: Iterable[Tensor], path: str | Path, *, padding: int = 2) -> Path:

@@ -2,9 +2,9 @@
 
 Every argument is a plain typed value with a default, so the module is configured from YAML
 through LightningCLI; ``None`` means "the dataset's default" from :data:`MODE_DEFAULTS` (the
-values of the official SPADE options). ``label_nc``, ``contain_dontcare_label``, ``use_instance``
-and :attr:`SemanticDataModule.semantic_nc` are resolved in ``__init__`` so they can be linked
-into the model before any file is read.
+values of the official SPADE options). The label contract (:attr:`SemanticDataModule.layout`, a
+:class:`~models.data.label_layout.LabelLayout`) is resolved in ``__init__`` so the model can
+record it before any file is read.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset, Subset
 
+from .label_layout import LabelLayout
 from .layouts import DATASET_MODES, SamplePaths, find_samples
 from .palette import load_palette
 from .semantic import PairedSemanticDataset
-from .semantic_input import semantic_nc
 from .shapes import SHAPES_LABEL_NC, ShapesDataset
 from .split_datamodule import SplitDataModule
 from .transforms import PairedTransform
@@ -93,7 +93,7 @@ class SemanticDataModule(SplitDataModule):
 
     Example:
         >>> dm = SemanticDataModule("shapes", num_train=8, num_val=2, crop_size=32, batch_size=4)
-        >>> dm.label_nc, dm.use_instance, dm.semantic_nc
+        >>> dm.layout.label_nc, dm.layout.use_instance, dm.layout.semantic_nc
         (6, True, 7)
         >>> dm.setup("fit")
         >>> next(iter(dm.train_dataloader()))["image"].shape
@@ -131,56 +131,49 @@ class SemanticDataModule(SplitDataModule):
             raise ValueError(f"unknown dataset_mode {dataset_mode!r}; choose one of "
                              f"{', '.join(DATASET_MODES)}")
         defaults = MODE_DEFAULTS[dataset_mode]
-        self.label_nc = label_nc if label_nc is not None else defaults.label_nc
-        if self.label_nc is None:
+        label_nc = label_nc if label_nc is not None else defaults.label_nc
+        if label_nc is None:
             raise ValueError(f"{dataset_mode}: set label_nc to the number of classes in your label maps")
-        if dataset_mode == "shapes" and self.label_nc < SHAPES_LABEL_NC:
-            raise ValueError(f"shapes has {SHAPES_LABEL_NC} classes; label_nc={self.label_nc} is too small")
-        self.contain_dontcare_label = (contain_dontcare_label if contain_dontcare_label is not None
-                                       else defaults.contain_dontcare_label)
+        if dataset_mode == "shapes" and label_nc < SHAPES_LABEL_NC:
+            raise ValueError(f"shapes has {SHAPES_LABEL_NC} classes; label_nc={label_nc} is too small")
         if no_instance is None:
             no_instance = defaults.no_instance if defaults.no_instance is not None else instance_dir is None
-        self.use_instance = not no_instance
+        self.layout = LabelLayout.with_palette(
+            load_palette(palette_file) if palette_file else None, label_nc=label_nc,
+            contain_dontcare_label=(contain_dontcare_label if contain_dontcare_label is not None
+                                    else defaults.contain_dontcare_label),
+            use_instance=not no_instance, dataset_mode=dataset_mode)
         self.preprocess = preprocess if preprocess is not None else defaults.preprocess
         self.load_size = load_size if load_size is not None else defaults.load_size
         self.crop_size = crop_size if crop_size is not None else defaults.crop_size
         self.aspect_ratio = aspect_ratio if aspect_ratio is not None else defaults.aspect_ratio
         # Record the resolved values (not the Nones) so checkpoints and logs show what was used.
         self.save_hyperparameters({
-            **self.hparams, "label_nc": self.label_nc, "contain_dontcare_label": self.contain_dontcare_label,
-            "no_instance": not self.use_instance, "preprocess": self.preprocess, "load_size": self.load_size,
+            **self.hparams, "label_nc": label_nc, "contain_dontcare_label": self.layout.contain_dontcare_label,
+            "no_instance": no_instance, "preprocess": self.preprocess, "load_size": self.load_size,
             "crop_size": self.crop_size, "aspect_ratio": self.aspect_ratio})
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
-
-    @property
-    def semantic_nc(self) -> int:
-        """Channels of the generator's semantic input (one-hot + don't-care + instance edge)."""
-        return semantic_nc(self.label_nc, self.contain_dontcare_label, self.use_instance)
 
     def _transform(self, train: bool) -> PairedTransform:
         return PairedTransform(self.preprocess, load_size=self.load_size, crop_size=self.crop_size,
                                aspect_ratio=self.aspect_ratio, flip=not self.hparams.no_flip, train=train)
 
     def _paired(self, samples: list[SamplePaths], train: bool) -> PairedSemanticDataset:
-        hp = self.hparams
-        return PairedSemanticDataset(
-            samples, label_nc=self.label_nc, contain_dontcare_label=self.contain_dontcare_label,
-            use_instance=self.use_instance, dataset_mode=hp.dataset_mode, transform=self._transform(train),
-            palette=load_palette(hp.palette_file) if hp.palette_file else None)
+        return PairedSemanticDataset(samples, self.layout, transform=self._transform(train))
 
     def _find(self, phase: str) -> list[SamplePaths]:
         hp = self.hparams
         return find_samples(hp.dataset_mode, dataroot=hp.dataroot, phase=phase, image_dir=hp.image_dir,
                             label_dir=hp.label_dir, instance_dir=hp.instance_dir,
-                            use_instance=self.use_instance)
+                            use_instance=self.layout.use_instance)
 
     def _build(self) -> tuple[Dataset, Dataset | None]:
         hp = self.hparams
         if hp.dataset_mode == "shapes":
             size = (max(1, round(self.crop_size / self.aspect_ratio)), self.crop_size)
             total = hp.num_train + hp.num_val
-            shapes = ShapesDataset(total, size=size, seed=hp.seed, with_instances=self.use_instance)
+            shapes = ShapesDataset(total, size=size, seed=hp.seed, with_instances=self.layout.use_instance)
             val = Subset(shapes, range(hp.num_train, total)) if hp.num_val else None
             return Subset(shapes, range(hp.num_train)), val
         if hp.dataset_mode == "custom":

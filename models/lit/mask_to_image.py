@@ -16,19 +16,19 @@ import torch
 from torch import Tensor, nn
 
 import condnorm
+from models.data.label_layout import LabelLayout
 from models.data.palette import colorize_labels
-from models.data.semantic_input import semantic_input
-from models.generators import generator_kind
+from models.generators import generator_from_hparams, generator_kind
 from models.lit.crash_safety import stop_if_not_finite
 from models.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss, kld_loss
 from models.metrics import class_color_error, optional_fid, optional_lpips
 from models.spade import ConvEncoder, MultiscaleDiscriminator
-from models.spade.checkpoint import generator_from_hparams
 from models.spade.encoder import reparameterize
 
 __all__ = ["MaskToImageModule"]
 
 _DATA_KEYS = ("label_nc", "contain_dontcare_label", "use_instance", "crop_size", "aspect_ratio")
+_LAYOUT_EXTRAS = ("dataset_mode", "palette")  # optional parts of the label contract
 
 
 class MaskToImageModule(pl.LightningModule):
@@ -40,12 +40,15 @@ class MaskToImageModule(pl.LightningModule):
 
     Architecture arguments left as ``None`` (``label_nc``, ``crop_size``, …) are read from the
     DataModule at ``setup`` and stored in the hyperparameters, so checkpoints rebuild the
-    same networks without the data.
+    same networks without the data and record the whole label contract
+    (:attr:`layout`: ids, don't-care, id shift, instance edges, palette) for inference.
 
     Args:
         label_nc: number of label classes (without dontcare / instance channels).
         contain_dontcare_label: one extra channel for the dontcare id ``label_nc``.
         use_instance: append the instance-edge channel.
+        dataset_mode: the id convention of the label files (``ade20k`` ids are 1-based).
+        palette: ``[[id, r, g, b], ...]`` for colour-coded label files.
         crop_size: training width in pixels.
         aspect_ratio: width / height.
         generator: ``spade`` | ``clade`` | ``rain`` (alias ``sean``), see :mod:`models.generators`.
@@ -83,6 +86,8 @@ class MaskToImageModule(pl.LightningModule):
         label_nc: int | None = None,
         contain_dontcare_label: bool | None = None,
         use_instance: bool | None = None,
+        dataset_mode: str | None = None,
+        palette: list[list[int]] | None = None,
         crop_size: int | None = None,
         aspect_ratio: float | None = None,
         generator: str = "spade",
@@ -128,14 +133,9 @@ class MaskToImageModule(pl.LightningModule):
 
     # ----------------------------------------------------------------- building
     @property
-    def num_label_ids(self) -> int:
-        """Distinct ids in a label map: the classes plus the dontcare id when there is one."""
-        return self.hparams.label_nc + int(self.hparams.contain_dontcare_label)
-
-    @property
-    def semantic_nc(self) -> int:
-        """Input channels of the generator: classes + dontcare + instance edges."""
-        return self.num_label_ids + int(self.hparams.use_instance)
+    def layout(self) -> LabelLayout:
+        """The label contract this model was trained with (recorded in its checkpoints)."""
+        return LabelLayout.from_dict(self.hparams)
 
     def _build(self) -> None:
         h = self.hparams
@@ -143,8 +143,8 @@ class MaskToImageModule(pl.LightningModule):
             raise ValueError(f"MaskToImageModule: generator {h.generator!r} gives every input channel a "
                              "style code, so it trains without instance edges (as SEAN); set "
                              "data.init_args.no_instance: true")
-        self.generator = generator_from_hparams(h)
-        self.discriminator = MultiscaleDiscriminator(self.semantic_nc + 3, num_D=h.num_D,
+        self.generator = generator_from_hparams(h, self.layout.semantic_nc)
+        self.discriminator = MultiscaleDiscriminator(self.layout.semantic_nc + 3, num_D=h.num_D,
                                                      n_layers=h.n_layers_D, ndf=h.ndf)
         self.encoder = ConvEncoder(ngf=h.ngf, z_dim=h.z_dim) if h.use_vae else None
         self.generator_ema = (copy.deepcopy(self.generator).requires_grad_(False)
@@ -155,13 +155,14 @@ class MaskToImageModule(pl.LightningModule):
         if self.generator is not None:
             return
         dm = self.trainer.datamodule if self.trainer is not None else None
+        provided = {**vars(dm), **dm.layout.to_dict()} if dm is not None and hasattr(dm, "layout") else {}
         resolved = {}
-        for key in _DATA_KEYS:
-            if self.hparams[key] is None:
-                if dm is None or not hasattr(dm, key):
-                    raise ValueError(f"MaskToImageModule: '{key}' is not set and no DataModule "
-                                     f"provides it; set model.init_args.{key} in the config")
-                resolved[key] = getattr(dm, key)
+        for key in _DATA_KEYS + _LAYOUT_EXTRAS:
+            if self.hparams[key] is None and key in provided:
+                resolved[key] = provided[key]
+            elif self.hparams[key] is None and key in _DATA_KEYS:
+                raise ValueError(f"MaskToImageModule: '{key}' is not set and no DataModule "
+                                 f"provides it; set model.init_args.{key} in the config")
         # Re-save so checkpoints (and the logged initial hparams) record the resolved layout.
         self.save_hyperparameters({**self.hparams, **resolved})
         self._build()
@@ -169,10 +170,7 @@ class MaskToImageModule(pl.LightningModule):
     # ----------------------------------------------------------------- helpers
     def encode_labels(self, batch: dict[str, Tensor]) -> Tensor:
         """The generator's input ``(N, semantic_nc, H, W)`` from a batch's label/instance maps."""
-        h = self.hparams
-        return semantic_input(batch["label"], batch.get("instance"), label_nc=h.label_nc,
-                              contain_dontcare_label=h.contain_dontcare_label,
-                              use_instance=h.use_instance)
+        return self.layout.encode(batch["label"], batch.get("instance"))
 
     def _synthesize(self, net: nn.Module, seg: Tensor, real: Tensor) -> Tensor:
         """RAIN reconstructs ``real`` from its own region codes; the others map the labels alone."""
@@ -301,7 +299,7 @@ class MaskToImageModule(pl.LightningModule):
         n = real.shape[0]
         metrics = {"val/l1": (fake - real).abs().mean(),
                    "val/class_color_error": class_color_error(fake, real, batch["label"],
-                                                              self.num_label_ids)}
+                                                              self.layout.num_ids)}
         if self._lpips is not None:
             metrics["val/lpips"] = self._lpips(fake, real).mean()
         if self._fid is not None:
@@ -318,5 +316,5 @@ class MaskToImageModule(pl.LightningModule):
     def sample_columns(self, batch: dict[str, Any]) -> list[Tensor]:
         """Colourised label │ generated │ real, each ``(N, 3, H, W)`` in [0, 1]."""
         fake = self._synthesize(self.inference_generator, self.encode_labels(batch), batch["image"])
-        return [colorize_labels(batch["label"], self.num_label_ids), (fake + 1) / 2,
+        return [colorize_labels(batch["label"], self.layout.num_ids), (fake + 1) / 2,
                 (batch["image"] + 1) / 2]

@@ -1,61 +1,38 @@
-"""Build SPADE generators from hyperparameters and load them from checkpoints.
+"""Load trained networks from files: Lightning checkpoints, official weights, safetensors.
 
-Two checkpoint kinds are accepted, both read with ``torch.load(weights_only=True)`` so a
-malicious pickle cannot run code:
+Every file is read with :func:`models.weights.read_checkpoint`: ``torch.load(weights_only=True)``
+(a malicious pickle cannot run code), hyperparameters that name classes outside this project
+refused before anything is imported, and NaN/Inf weights refused (they only make black images).
 
-- a Lightning checkpoint written by ``train.py`` (``hyper_parameters`` + ``state_dict``;
-  the EMA generator is preferred when present);
-- an official NVlabs/SPADE or ZPdesu/SEAN ``*_net_G.pth`` (a bare state dict): the label
-  layout and image size cannot be read from it and come from the caller.
-
-The kind of generator (``spade``, ``clade``, ``rain``) comes from the Lightning checkpoint's
-``generator`` hyperparameter (``spade`` when absent) through :mod:`models.generators`.
+- a Lightning checkpoint written by ``train.py`` (``hyper_parameters`` + ``state_dict``; the
+  EMA generator is preferred when present) records its label contract
+  (:class:`~models.data.label_layout.LabelLayout`) and its generator kind;
+- an official NVlabs/SPADE or ZPdesu/SEAN ``*_net_G.pth`` (a bare state dict) records neither:
+  the label layout and image size come from the caller;
+- a published pytorch-AdaIN ``vgg_normalised.pth`` + ``decoder.pth`` pair, or a
+  ``StyleTransferModule`` checkpoint, for style transfer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from models.data.semantic_input import semantic_nc as count_semantic_nc
-from models.generators import build_generator, generator_kind
-from models.weights import read_weights
+from models.adain import StyleTransfer
+from models.data.label_layout import LabelLayout
+from models.generators import build_generator, generator_from_hparams, generator_kind
+from models.lit.style_transfer import StyleTransferModule
+from models.spade import NUM_UPSAMPLINGS, ConvEncoder, SPADEGenerator
+from models.weights import read_checkpoint
 
-from .encoder import ConvEncoder
-from .generator import NUM_UPSAMPLINGS, SPADEGenerator
-
-__all__ = ["LabelLayout", "generator_from_hparams", "load_encoder", "load_generator"]
-
-
-@dataclass(frozen=True)
-class LabelLayout:
-    """How label maps become the generator's input channels."""
-
-    label_nc: int
-    contain_dontcare_label: bool
-    use_instance: bool
-
-    @property
-    def semantic_nc(self) -> int:
-        """Channels of the one-hot map plus dontcare and instance-edge channels."""
-        return count_semantic_nc(self.label_nc, self.contain_dontcare_label, self.use_instance)
+__all__ = ["load_encoder", "load_generator", "load_style_transfer"]
 
 
-def generator_from_hparams(h: Mapping[str, Any]) -> SPADEGenerator:
-    """Build the generator that ``MaskToImageModule`` trains from its hyperparameters.
-
-    ``h["generator"]`` picks the kind (``spade`` when absent, as in older checkpoints); each
-    kind also reads the hyperparameters it lists in :data:`models.generators.GENERATORS`.
-    """
-    layout = LabelLayout(h["label_nc"], h["contain_dontcare_label"], h["use_instance"])
-    name, kind = generator_kind(h.get("generator", "spade"))
-    return build_generator(name, layout.semantic_nc, ngf=h["ngf"], crop_size=h["crop_size"],
-                           aspect_ratio=h["aspect_ratio"], num_upsampling_layers=h["num_upsampling_layers"],
-                           norm=h["norm_G"], **{k: h[k] for k in kind.hparams})
+def _is_lightning(ckpt: Any) -> bool:
+    return isinstance(ckpt, dict) and "state_dict" in ckpt and "hyper_parameters" in ckpt
 
 
 def _load_strict(model: torch.nn.Module, state: Mapping[str, Any], path: Path) -> None:
@@ -113,18 +90,21 @@ def load_generator(
             mismatching keys and shapes).
     """
     path = Path(path)
-    ckpt = read_weights(path)
-    if "state_dict" in ckpt and "hyper_parameters" in ckpt:
+    ckpt = read_checkpoint(path)
+    if _is_lightning(ckpt):
         h = ckpt["hyper_parameters"]
-        layout = LabelLayout(h["label_nc"], h["contain_dontcare_label"], h["use_instance"])
-        generator = generator_from_hparams(h)
+        if "label_nc" not in h:
+            raise ValueError(f"{path}: a Lightning checkpoint, but not of a mask-to-image model (no label_nc); "
+                             "for style transfer use infer.py adain")
+        layout = LabelLayout.from_dict(h)
+        generator = generator_from_hparams(h, layout.semantic_nc)
         prefix = "generator_ema." if any(k.startswith("generator_ema.") for k in ckpt["state_dict"]) \
             else "generator."
         state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     else:
         if layout is None:
             raise ValueError(f"{path}: an official generator file does not record the label layout; "
-                             "pass label_nc, contain_dontcare_label and use_instance")
+                             "pass --label-nc (and --contain-dontcare-label, --no-instance, --dataset-mode)")
         state = ckpt
         ups = num_upsampling_layers or ("most" if any(k.startswith("up_4.") for k in state) else "normal")
         if ups not in NUM_UPSAMPLINGS:
@@ -155,8 +135,8 @@ def load_encoder(path: str | Path) -> ConvEncoder:
             weights do not fit.
     """
     path = Path(path)
-    ckpt = read_weights(path)
-    if "state_dict" in ckpt and "hyper_parameters" in ckpt:
+    ckpt = read_checkpoint(path)
+    if _is_lightning(ckpt):
         state = {k[len("encoder."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("encoder.")}
         if not state:
             raise ValueError(f"{path}: this model was trained without use_vae, so it has no style encoder; "
@@ -169,3 +149,36 @@ def load_encoder(path: str | Path) -> ConvEncoder:
                               z_dim=state["fc_mu.weight"].shape[0])
     _load_strict(encoder, state, path)
     return encoder.eval()
+
+
+def load_style_transfer(*, checkpoint: str | Path | None = None, vgg: str | Path | None = None,
+                        decoder: str | Path | None = None) -> StyleTransfer:
+    """The style-transfer network of a ``StyleTransferModule`` checkpoint or the published AdaIN pair.
+
+    Args:
+        checkpoint: a Lightning checkpoint written by ``train.py`` (AdaIN or AdaCoN).
+        vgg: pytorch-AdaIN's ``vgg_normalised.pth`` (with ``decoder``).
+        decoder: pytorch-AdaIN's ``decoder.pth`` (with ``vgg``).
+
+    Returns:
+        The network in eval mode, on the CPU.
+
+    Raises:
+        ValueError: for a wrong combination of arguments, a checkpoint of another task, or
+            weights that do not fit.
+    """
+    if checkpoint is not None:
+        if vgg is not None or decoder is not None:
+            raise ValueError("give either a checkpoint or vgg + decoder, not both")
+        ckpt = read_checkpoint(checkpoint)
+        if not _is_lightning(ckpt) or "modulation" not in ckpt["hyper_parameters"]:
+            raise ValueError(f"{checkpoint}: not a style-transfer checkpoint of this project (train.py with "
+                             "configs/adain.yaml or adacon.yaml)")
+        h = {k: v for k, v in ckpt["hyper_parameters"].items() if not k.startswith("_")}
+        module = StyleTransferModule(**{**h, "encoder_weights": None, "decoder_weights": None})
+        _load_strict(module, ckpt["state_dict"], Path(checkpoint))
+        return module.net.eval()
+    if vgg is None or decoder is None:
+        raise ValueError("give --vgg and --decoder (the published AdaIN weights) or --checkpoint (a model "
+                         "trained with train.py)")
+    return StyleTransfer.from_official(vgg=vgg, decoder=decoder).eval()

@@ -12,34 +12,35 @@ Examples:
 Then ``python infer.py spade --onnx spade.onnx --labels …`` or ``python infer.py adain --onnx
 adain.onnx …`` run the file with onnxruntime; the TorchScript file loads in C++ with
 ``torch::jit::load``, the ``.pt2`` with ``torch.export.load``, the safetensors file with
-:func:`models.export.architecture.load_exported_safetensors`.
+:func:`models.app.export.architecture.load_exported_safetensors` (or :class:`models.app.MaskToImage`).
 
-The network is prepared first (:func:`~models.export.prepare.prepare_for_export`): the EMA
+The network is prepared first (:func:`~models.app.export.prepare.prepare_for_export`): the EMA
 generator when the checkpoint has one, eval mode, spectral norm folded, SyncBatchNorm → BatchNorm.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from models.sean import SEANGenerator
 
-from .architecture import save_exported_safetensors
-from .formats import FORMATS, GraphSpec, export
-from .graphs import (
+from ..checkpoint import load_encoder, load_generator, load_style_transfer
+from ..export.architecture import save_exported_safetensors
+from ..export.formats import FORMATS, GraphSpec, export
+from ..export.graphs import (
     rain_encoder_spec,
     rain_generator_spec,
     spade_encoder_spec,
     spade_generator_spec,
     style_transfer_spec,
 )
+from .spade import add_official_arguments, layout_from_args, official_options
 
 __all__ = ["add_arguments", "run"]
 
@@ -48,8 +49,6 @@ TASKS = ("spade", "adain", "rain")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``infer.py export``."""
-    from models.spade.inference import add_official_arguments
-
     parser.add_argument("--task", required=True, choices=TASKS,
                         help="spade: mask-to-image generator (SPADE or CLADE); rain: RAIN/SEAN generator; "
                              "adain: style transfer")
@@ -70,13 +69,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _spade(args: argparse.Namespace) -> tuple[nn.Module, GraphSpec | None, dict[str, Any]]:
-    from models.spade.checkpoint import load_encoder
-    from models.spade.inference import load_from_args
-
-    generator, layout = load_from_args(args)
+    generator, layout = load_generator(args.checkpoint, layout=layout_from_args(args), **official_options(args))
     if isinstance(generator, SEANGenerator):
         raise ValueError(f"{args.checkpoint} holds a RAIN (SEAN) generator: export it with --task rain")
-    meta = {"label_layout": dataclasses.asdict(layout), "source": Path(args.checkpoint).name}
+    meta = {"label_layout": layout.to_dict(), "source": Path(args.checkpoint).name}
     if args.part == "encoder":
         encoder = load_encoder(args.checkpoint)
         spec = spade_encoder_spec(encoder, metadata=meta) if args.format != "safetensors" else None
@@ -87,13 +83,12 @@ def _spade(args: argparse.Namespace) -> tuple[nn.Module, GraphSpec | None, dict[
 
 
 def _rain(args: argparse.Namespace) -> tuple[nn.Module, GraphSpec | None, dict[str, Any]]:
-    from models.spade.inference import load_from_args
-
-    generator, layout = load_from_args(args, kind="rain")
+    generator, layout = load_generator(args.checkpoint, layout=layout_from_args(args), kind="rain",
+                                       **official_options(args))
     if not isinstance(generator, SEANGenerator):
         raise ValueError(f"{args.checkpoint} holds a {type(generator).__name__}, not a RAIN (SEAN) "
                          "generator: export it with --task spade")
-    meta = {"label_layout": dataclasses.asdict(layout), "source": Path(args.checkpoint).name}
+    meta = {"label_layout": layout.to_dict(), "source": Path(args.checkpoint).name}
     if args.format == "safetensors":
         if args.part == "encoder":
             raise ValueError("--format safetensors writes the whole generator, style encoder included; "
@@ -104,30 +99,49 @@ def _rain(args: argparse.Namespace) -> tuple[nn.Module, GraphSpec | None, dict[s
 
 
 def _adain(args: argparse.Namespace) -> tuple[nn.Module, GraphSpec | None, dict[str, Any]]:
-    from models.adain.inference import load_network
-
     if args.part != "generator":
         raise ValueError("--part encoder applies to --task spade")
     if bool(args.checkpoint) == bool(args.vgg and args.decoder):
         raise ValueError("--task adain: give --checkpoint (train.py) or --vgg and --decoder (published "
                          "weights)")
-    net = load_network(args, torch.device("cpu"))
+    net = load_style_transfer(checkpoint=args.checkpoint, vgg=args.vgg, decoder=args.decoder)
     meta = {"source": Path(args.checkpoint or args.decoder).name}
     return net, style_transfer_spec(net, metadata=meta) if args.format != "safetensors" else None, meta
 
 
+def _write(args: argparse.Namespace, network: nn.Module, spec: GraphSpec | None, meta: dict[str, Any],
+           path: Path) -> list[Path]:
+    """Write the export to ``path``; returns every file written."""
+    if args.format == "safetensors":
+        path = save_exported_safetensors(network, path, metadata={"task": args.task, **meta})
+        return [path, path.with_suffix(".json")]
+    options = {"dynamo": args.onnx_exporter == "dynamo", "opset": args.opset} if args.format == "onnx" else {}
+    return [export(spec, path, args.format, **options)]
+
+
 def run(args: argparse.Namespace) -> int:
-    """Export the checkpoint's network; returns 0."""
+    """Export the checkpoint's network; returns 0.
+
+    The files are written under temporary names beside ``--out`` and renamed over it at the end,
+    so an interrupted export leaves the previous good file in place.
+    """
     if args.task != "adain" and not args.checkpoint:
         raise ValueError(f"--task {args.task} needs --checkpoint")
+    out = Path(args.out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give the file to write (e.g. {out / 'model.onnx'})")
     network, spec, meta = {"spade": _spade, "rain": _rain, "adain": _adain}[args.task](args)
     start = time.perf_counter()
-    if args.format == "safetensors":
-        path = save_exported_safetensors(network, args.out, metadata={"task": args.task, **meta})
-        written = f"{path} and {path.with_suffix('.json')}"
-    else:
-        options = {"dynamo": args.onnx_exporter == "dynamo", "opset": args.opset} \
-            if args.format == "onnx" else {}
-        written = str(export(spec, args.out, args.format, **options))
-    print(f"wrote {written} ({args.format}, {time.perf_counter() - start:.1f} s)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
+    written: list[Path] = []
+    try:
+        written = _write(args, network, spec, meta, partial)
+        finals = [out.with_suffix(p.suffix) for p in written]
+        for tmp, final in zip(written, finals):
+            os.replace(tmp, final)
+    finally:
+        for tmp in written:
+            tmp.unlink(missing_ok=True)
+    print(f"wrote {' and '.join(map(str, finals))} ({args.format}, {time.perf_counter() - start:.1f} s)")
     return 0

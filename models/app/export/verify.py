@@ -1,6 +1,6 @@
 """Check an export: run the written file and compare it with the eager network, at new sizes too.
 
-:func:`parity` exports a :class:`~models.export.formats.GraphSpec` in one format, runs the file
+:func:`parity` exports a :class:`~models.app.export.formats.GraphSpec` in one format, runs the file
 (onnxruntime, ``torch.jit.load`` or ``torch.export.load``) on the example inputs and on inputs
 whose every dynamic dimension has changed (:func:`resized_inputs`), and returns the largest
 absolute difference from the eager network. The tests and ``benchmarks/export_parity.py`` use it.
@@ -78,7 +78,7 @@ def parity(spec: GraphSpec, fmt: str, *, directory: str | Path | None = None, dy
         spec: what to export; ``spec.module`` is the eager reference.
         fmt: ``"onnx"``, ``"torchscript"`` or ``"export"``.
         directory: where to write the file (a temporary folder when None).
-        dynamo: ONNX exporter (see :func:`~models.export.formats.onnx_bytes`).
+        dynamo: ONNX exporter (see :func:`~models.app.export.formats.onnx_bytes`).
         other_inputs: the second set of inputs; default :func:`resized_inputs`. Pass the
             example inputs again for a graph without dynamic dimensions.
 

@@ -1,7 +1,7 @@
 """Write a prepared network as ONNX, TorchScript or a ``torch.export`` program, and read them back.
 
 Every exporter takes a :class:`GraphSpec`: the network (already passed through
-:func:`~models.export.prepare.prepare_for_export`), example inputs, input/output names, which
+:func:`~models.app.export.prepare.prepare_for_export`), example inputs, input/output names, which
 dimensions are dynamic, and a JSON-able ``metadata`` dict that travels inside the file (ONNX
 ``metadata_props["condnorm"]``, a ``condnorm.json`` extra file in TorchScript and ``.pt2``
 archives), so a runtime can rebuild the pre- and post-processing without the training code.
@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 FORMATS = ("onnx", "torchscript", "export")
-"""Program formats (safetensors weights are written by :mod:`models.export.architecture`)."""
+"""Program formats (safetensors weights are written by :mod:`models.app.export.architecture`)."""
 METADATA_KEY = "condnorm"
 """Key of the JSON metadata: ONNX ``metadata_props`` key, ``{key}.json`` extra file elsewhere."""
 DEFAULT_OPSET = 18
@@ -211,7 +211,7 @@ def export_torchscript(spec: GraphSpec, path: str | Path) -> Path:
     dynamic; functions marked ``torch.jit.script_if_tracing`` (AdaCoN's batched dynamic conv)
     are scripted, so their size-dependent arguments stay dynamic too. Python branches on sizes
     are frozen at the example's values (see the notes on segmap sizes in
-    :func:`~models.export.graphs.layer_spec`).
+    :func:`~models.app.export.graphs.layer_spec`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

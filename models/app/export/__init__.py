@@ -5,20 +5,20 @@ The journey::
     python infer.py export --checkpoint run.ckpt --task spade --format onnx --out spade.onnx
     python infer.py spade --onnx spade.onnx --labels masks/ --out out/     # onnxruntime, no training code
 
-- :mod:`~models.export.prepare`: the inference form of a network (EMA generator, eval mode,
+- :mod:`~models.app.export.prepare`: the inference form of a network (EMA generator, eval mode,
   spectral/weight norm folded into plain weights, SyncBatchNorm → BatchNorm).
-- :mod:`~models.export.graphs`: what is exported, with fixed tensor inputs and dynamic sizes
-  (:class:`~models.export.formats.GraphSpec`): every condnorm layer, the SPADE/CLADE generator
+- :mod:`~models.app.export.graphs`: what is exported, with fixed tensor inputs and dynamic sizes
+  (:class:`~models.app.export.formats.GraphSpec`): every condnorm layer, the SPADE/CLADE generator
   (and its VAE encoder), the RAIN (SEAN) generator (noise maps as inputs) and its style
   encoder, the AdaIN/AdaCoN style-transfer network (and its split form with precomputed style
   statistics).
-- :mod:`~models.export.formats`: the writers and readers; ONNX through
+- :mod:`~models.app.export.formats`: the writers and readers; ONNX through
   ``torch.onnx.export(dynamo=True)`` by default (see there for why), or the tracing exporter.
-- :mod:`~models.export.architecture`: safetensors weights plus a JSON description that rebuilds
+- :mod:`~models.app.export.architecture`: safetensors weights plus a JSON description that rebuilds
   the network without pickle.
-- :mod:`~models.export.runtime`: onnxruntime runners called like the PyTorch networks, so
+- :mod:`~models.app.export.runtime`: onnxruntime runners called like the PyTorch networks, so
   ``infer.py`` shares one pre/post-processing path between the backends.
-- :mod:`~models.export.verify`: run an exported file against eager PyTorch at new sizes.
+- :mod:`~models.app.export.verify`: run an exported file against eager PyTorch at new sizes.
 """
 
 from .architecture import describe, load_exported_safetensors, save_exported_safetensors

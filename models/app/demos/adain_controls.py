@@ -1,9 +1,9 @@
 """A grid of every style-transfer control, one row per content image.
 
-    python -m models.adain.demo --out runs/adain_controls.png                  # trains a tiny decoder first
-    python -m models.adain.demo --checkpoint runs/adain/.../last.ckpt --content a.jpg b.jpg \
+    python -m models.app.demos.adain_controls --out runs/adain_controls.png  # trains a tiny decoder first
+    python -m models.app.demos.adain_controls --checkpoint runs/adain/.../last.ckpt --content a.jpg b.jpg \
         --style s1.jpg s2.jpg --out controls.png
-    python -m models.adain.demo --vgg vgg_normalised.pth --decoder decoder.pth --content ... --style ...
+    python -m models.app.demos.adain_controls --vgg vgg_normalised.pth --decoder decoder.pth --content ... --style ...
 
 Columns: content │ style A │ style B │ A at α=1 │ A at α=0.5 │ A with CORAL colour preservation │
 A on luminance only │ 50/50 interpolation of A and B │ mask: A on the left half, B on the right.
@@ -22,12 +22,12 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
+from models.adain import StyleTransfer
 from models.data.io import list_images, load_rgb, save_grid
 from models.data.style_folders import ContentStyleDataModule, make_synthetic_folders
 from models.lit.style_transfer import StyleTransferModule
 
-from .inference import load_network
-from .style_transfer import StyleTransfer
+from ..checkpoint import load_style_transfer
 
 __all__ = ["control_columns", "main"]
 
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         if args.checkpoint or args.vgg:
-            net = load_network(args, torch.device("cpu"))
+            net = load_style_transfer(checkpoint=args.checkpoint, vgg=args.vgg, decoder=args.decoder)
         else:
             net = _train_tiny(root / "train", args.steps)
         content_dir, style_dir = make_synthetic_folders(root / "show", num_content=3, num_style=2,

@@ -153,7 +153,7 @@ def spade_generator_spec(generator: SPADEGenerator, *, num_extra: int = 0, batch
 
     The graph takes the label map as class ids ``(N, H, W)`` in ``[0, semantic_nc - E)``
     (:class:`LabelMapGeneratorGraph`), then the ``E`` 0/1 edge channels ``(N, E, H, W)``, then
-    ``z`` ``(N, z_dim)`` for a VAE generator. :class:`~models.export.runtime.OnnxGenerator`
+    ``z`` ``(N, z_dim)`` for a VAE generator. :class:`~models.app.export.runtime.OnnxGenerator`
     splits the shared pre-processing's one-hot map into these.
 
     Args:

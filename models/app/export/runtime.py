@@ -1,7 +1,7 @@
 """Run exported ONNX files with onnxruntime behind the same call as the PyTorch networks.
 
 The runners take and return torch tensors and read everything they need from the file's
-metadata (:data:`~models.export.formats.METADATA_KEY`), so ``infer.py`` keeps one pre- and
+metadata (:data:`~models.app.export.formats.METADATA_KEY`), so ``infer.py`` keeps one pre- and
 post-processing path for both backends:
 
 - :class:`OnnxGenerator` is called like a SPADE/CLADE generator, ``runner(segmap, z,
@@ -25,7 +25,7 @@ from torch import Tensor
 from condnorm import SemanticMap
 from condnorm._check import check_shape
 from models.adain.style_transfer import PRESERVE_COLOR, color_postprocess, color_preprocess
-from models.spade.checkpoint import LabelLayout
+from models.data.label_layout import LabelLayout
 
 from .formats import METADATA_KEY
 
@@ -117,7 +117,7 @@ class OnnxGenerator:
         self.semantic_nc: int = meta["semantic_nc"]
         self.num_extra: int = meta["num_extra"]
         layout = meta.get("label_layout")
-        self.layout = LabelLayout(**layout) if layout else None
+        self.layout = LabelLayout.from_dict(layout) if layout else None
 
     def label_inputs(self, segmap: Tensor | SemanticMap) -> tuple[Tensor, ...]:
         """The graph's label inputs, ``(ids,)`` or ``(ids, edges)``, from any form the generator takes.
@@ -190,7 +190,7 @@ class OnnxRainGenerator:
         self.style_dim: int = meta["style_dim"]
         self.noise_shapes = [tuple(s) for s in meta["noise_shapes"]]
         layout = meta.get("label_layout")
-        self.layout = LabelLayout(**layout) if layout else None
+        self.layout = LabelLayout.from_dict(layout) if layout else None
 
     def __call__(self, segmap: Tensor, *, style_codes: Tensor,
                  noise: torch.Generator | None = None) -> Tensor:
@@ -205,7 +205,7 @@ class OnnxRainGenerator:
 
 
 class OnnxStyleTransfer:
-    """An exported :class:`~models.export.graphs.StyleTransferGraph`, called like ``StyleTransfer.transfer``.
+    """An exported :class:`~models.app.export.graphs.StyleTransferGraph`, called like ``StyleTransfer.transfer``.
 
     Args:
         path: the ``.onnx`` file (``infer.py export --task adain``).

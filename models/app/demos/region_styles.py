@@ -1,7 +1,7 @@
 """Region style swap demo: train a tiny RAIN generator on tinted shapes, save a swap grid.
 
-    python -m models.sean.demo                 # trains 250 steps: ~2 min on an idle 2-core CPU
-    python -m models.sean.demo --checkpoint runs/rain_shapes/.../last.ckpt --out swap.png
+    python -m models.app.demos.region_styles                 # trains 250 steps: ~2 min on an idle 2-core CPU
+    python -m models.app.demos.region_styles --checkpoint runs/rain_shapes/.../last.ckpt --out swap.png
 
 The shapes data gives every class one fixed colour, so there would be no style to swap; here
 every region of every image gets its own random tint (:class:`RegionTints`), which the
@@ -31,9 +31,9 @@ from models.data.io import save_grid
 from models.data.palette import colorize_labels
 from models.data.semantic_datamodule import SemanticDataModule
 from models.data.shapes import SHAPES_CLASSES
-from models.spade.checkpoint import load_generator
+from models.sean import SEANGenerator
 
-from .generator import SEANGenerator
+from ..checkpoint import load_generator
 
 __all__ = ["RegionTints", "main", "region_swap_columns", "tinted_shapes", "train_reconstruction"]
 
