@@ -6,7 +6,9 @@ Examples:
     python infer.py adain --content photo.jpg --style painting.jpg --out out/
     python infer.py export --checkpoint run.ckpt --task spade --format onnx --out spade.onnx
 
-Run ``python infer.py <task> --help`` for each task's options.
+Run ``python infer.py <task> --help`` for each task's options. A mistake in the input is
+reported as one line (``error: …``, exit status 2); ``--traceback`` shows the stack instead.
+The tasks are thin shells over the Python API, :mod:`models.app`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from models.app.errors import run_cli
 
 # subcommand -> (module providing add_arguments/run, one-line help)
 TASKS = {
@@ -37,10 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv`` and run the chosen task; returns the exit status."""
+    """Parse ``argv`` and run the chosen task; returns the exit status (errors propagate)."""
     args = build_parser().parse_args(argv)
     return args.run(args)
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """:func:`main` as the command line runs it: user errors as one line and exit status 2."""
+    return run_cli(main, sys.argv[1:] if argv is None else argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

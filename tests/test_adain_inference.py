@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 from torchvision.transforms.v2.functional import resize
 
+import infer
 from models.adain import StyleTransfer
-from models.app.cli.adain import add_arguments, run
 from models.data.io import load_rgb
 from models.data.style_folders import make_synthetic_folders
 from models.lit.style_transfer import StyleTransferModule
@@ -26,9 +24,7 @@ def weights(tmp_path_factory):
 
 
 def _run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return infer.cli(["adain", *argv])
 
 
 def _folders(tmp_path):
@@ -103,7 +99,9 @@ def test_errors_and_unreadable_content(tmp_path, weights, capsys):
         ([*common, "--style", str(style / "style_000.png"), *official, "--style-weights", "1", "2"],
          "2 value"),
         ([*common, "--style", str(tmp_path / "missing.jpg"), *official], "neither an image file"),
-        ([*common, "--style", str(style), *official, "--alpha", "2"], "alpha must be in"),
+        ([*common, "--style", str(style / "style_000.png"), *official, "--style-weights", "nan", "1"],
+         "must be a finite number"),
+        ([*common, "--style", str(style), *official, "--alpha", "2"], "--alpha: must be in [0, 1]"),
     ]
     for argv, message in cases:
         assert _run(argv) == 2

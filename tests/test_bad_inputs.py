@@ -21,8 +21,8 @@ import condnorm
 import train
 from models.adain import StyleTransfer
 from models.app.checkpoint import load_generator
-from models.data.label_layout import LabelLayout
 from models.data.io import ImageReadError, image_size, list_images, load_label, load_rgb
+from models.data.label_layout import LabelLayout
 from models.data.layouts import find_custom
 from models.data.palette import rgb_to_ids
 from models.data.semantic import PairedSemanticDataset

@@ -4,6 +4,7 @@ import torch
 from jsonargparse import ArgumentParser
 from torchvision.transforms import v2
 
+from models.data.label_layout import LabelLayout
 from models.data.semantic_datamodule import SemanticDataModule
 from models.data.semantic_input import semantic_input
 from tests.data_files import write_ids, write_image, write_pair
@@ -19,7 +20,8 @@ def _custom_root(tmp_path, n=6, high=4):
 def test_shapes_setup_and_batch():
     dm = SemanticDataModule("shapes", num_train=6, num_val=3, crop_size=32, aspect_ratio=2.0, batch_size=4,
                             num_workers=0, seed=1)
-    assert (dm.layout.label_nc, dm.layout.contain_dontcare_label, dm.layout.use_instance, dm.layout.semantic_nc) == (6, False, True, 7)
+    layout = dm.layout
+    assert layout == LabelLayout(6, False, True, "shapes") and layout.semantic_nc == 7
     dm.setup("fit")
     assert len(dm.train_set) == 6 and len(dm.val_set) == 3
     batch = next(iter(dm.train_dataloader()))
@@ -39,7 +41,8 @@ def test_mode_defaults_without_files():
                 "coco": (182, True, True, 184, "resize_and_crop", 256)}
     for mode, values in expected.items():
         dm = SemanticDataModule(mode, dataroot="unused")
-        assert (dm.layout.label_nc, dm.layout.contain_dontcare_label, dm.layout.use_instance, dm.layout.semantic_nc, dm.preprocess,
+        layout = dm.layout
+        assert (layout.label_nc, layout.contain_dontcare_label, layout.use_instance, layout.semantic_nc, dm.preprocess,
                 dm.crop_size) == values, mode
     assert SemanticDataModule("cityscapes").aspect_ratio == 2.0
     custom = SemanticDataModule("custom", label_nc=13, instance_dir="inst")

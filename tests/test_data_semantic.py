@@ -4,8 +4,8 @@ import torch
 from PIL import Image
 
 from models.data.io import ImageReadError
-from models.data.layouts import find_custom
 from models.data.label_layout import LabelLayout, check_label_ids, remap_ids
+from models.data.layouts import find_custom
 from models.data.semantic import PairedSemanticDataset
 from models.data.transforms import PairedTransform
 from tests.data_files import write_ids, write_image, write_pair

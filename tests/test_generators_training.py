@@ -12,8 +12,8 @@ from PIL import Image
 
 import condnorm
 import infer
-from models.app.checkpoint import load_generator
 from models.app import RegionStyles
+from models.app.checkpoint import load_generator
 from models.data.io import save_image
 from models.data.semantic_datamodule import SemanticDataModule
 from models.lit.mask_to_image import MaskToImageModule

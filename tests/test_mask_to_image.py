@@ -140,7 +140,7 @@ def _label_folder(root: Path, count: int, label_nc: int) -> Path:
     return root
 
 
-def test_infer_from_lightning_checkpoint_writes_one_image_per_label(tmp_path: Path) -> None:
+def test_infer_from_lightning_checkpoint_writes_one_image_per_label(tmp_path: Path, capsys) -> None:
     dm = _data(num_train=8)
     model = MaskToImageModule(**TINY_MODEL)
     trainer = _trainer(tmp_path, max_steps=2, limit_val_batches=0)
@@ -150,12 +150,16 @@ def test_infer_from_lightning_checkpoint_writes_one_image_per_label(tmp_path: Pa
     labels = _label_folder(tmp_path / "labels", 3, dm.layout.label_nc)
     out = tmp_path / "out"
     base = ["spade", "--checkpoint", str(ckpt), "--labels", str(labels), "--out", str(out)]
-    with pytest.raises(ValueError, match="pass --instances"):
-        infer.main(base)
+    # The README's command, as printed: no --instances, the class boundaries stand in (and it says so).
+    assert infer.main(base) == 0
+    assert "class boundaries stand in" in capsys.readouterr().out
+    without = [np.asarray(Image.open(out / f"mask_{i}.png")) for i in range(3)]
     assert infer.main([*base, "--batch-size", "2", "--instances", str(tmp_path / "instances")]) == 0
     written = sorted(p.name for p in out.iterdir())
     assert written == ["mask_0.png", "mask_1.png", "mask_2.png"]
     assert Image.open(out / "mask_1.png").size == (40, 25)  # the label map's own size
+    # these instance maps equal the label maps, so the stand-in gives the same images
+    assert all(np.array_equal(a, np.asarray(Image.open(out / f"mask_{i}.png"))) for i, a in enumerate(without))
 
 
 def test_infer_from_official_generator_file(tmp_path: Path) -> None:

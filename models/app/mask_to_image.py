@@ -157,7 +157,7 @@ class MaskToImage:
     def style_code(self, style: str | Path | Tensor) -> Tensor:
         """The VAE latent ``(1, z_dim)`` of a style image (a file, or ``(3, H, W)`` in [0, 1]): its mean."""
         if not self.use_vae:
-            raise ValueError(f"--style {style}: style images need a generator trained with use_vae=True; this "
+            raise ValueError(f"--style needs a generator trained with use_vae=True ({style}); this "
                              "one maps labels only")
         if self.encoder is None:
             raise ValueError(f"{self.source}: no style encoder: pass the encoder file (--encoder; for ONNX the "

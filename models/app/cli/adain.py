@@ -24,10 +24,10 @@ import torch
 from tqdm import tqdm
 
 from models.adain.style_transfer import PRESERVE_COLOR
-from models.data.io import OUTPUT_EXTENSIONS, ImageReadError, list_images, refuse_collisions, save_image
+from models.data.io import ImageReadError, list_images, refuse_collisions, save_image
 
 from ..style_transfer import StyleTransferPipeline
-from .options import non_negative_float, unit_float
+from .options import image_ext, non_negative_float, unit_float
 
 __all__ = ["add_arguments", "run"]
 
@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     io.add_argument("--content-size", type=int, default=512, help="shorter side of the content (0: keep)")
     io.add_argument("--style-size", type=int, default=512, help="shorter side of the styles (0: keep)")
     io.add_argument("--out", default="output", help="output folder")
-    io.add_argument("--ext", default="jpg", choices=OUTPUT_EXTENSIONS, help="output file type")
+    io.add_argument("--ext", type=image_ext, default="jpg", help="output file type")
     ctl = parser.add_argument_group("controls")
     ctl.add_argument("--alpha", type=unit_float, default=1.0, help="style strength in [0, 1]")
     ctl.add_argument("--style-weights", type=non_negative_float, nargs="+",

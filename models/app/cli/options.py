@@ -5,7 +5,26 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["finite_float", "non_negative_float", "positive_int", "unit_float"]
+from models.data.io import OUTPUT_EXTENSIONS
+
+__all__ = ["finite_float", "image_ext", "non_negative_float", "positive_int", "unit_float"]
+
+
+def image_ext(text: str) -> str:
+    """An output image type (``png``, ``.jpg`` …), lower case without the dot.
+
+    Example:
+        >>> image_ext(".PNG")
+        'png'
+        >>> image_ext("gif")
+        Traceback (most recent call last):
+        ...
+        argparse.ArgumentTypeError: choose one of png, jpg, jpeg, bmp, webp, tif, tiff; got 'gif'
+    """
+    ext = text.lower().lstrip(".")
+    if ext not in OUTPUT_EXTENSIONS:
+        raise argparse.ArgumentTypeError(f"choose one of {', '.join(OUTPUT_EXTENSIONS)}; got {text!r}")
+    return ext
 
 
 def positive_int(text: str) -> int:

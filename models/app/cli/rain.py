@@ -31,6 +31,7 @@ from models.data.palette import Palette, load_palette
 from models.sean.codes import RegionCodes, mix_region_codes
 
 from ..region_styles import RegionStyles
+from .options import image_ext
 from .spade import add_official_arguments, layout_from_args, official_options
 
 __all__ = ["add_arguments", "load_region_styles", "parse_style_for", "run"]
@@ -56,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder; the image is named after --labels")
     parser.add_argument("--seed", type=int, default=0, help="seed of the RAIN layers' noise")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--ext", default="png", help="output image format")
+    parser.add_argument("--ext", type=image_ext, default="png", help="output image format")
     parser.add_argument("--model-size", action="store_true",
                         help="keep the generator's output size instead of the label map's size")
     add_official_arguments(parser)

@@ -18,7 +18,7 @@ from models.data.layouts import DATASET_MODES
 from models.data.palette import load_palette
 
 from ..mask_to_image import MaskToImage
-from .options import positive_int
+from .options import image_ext, positive_int
 
 __all__ = ["LABEL_EXTENSIONS", "add_arguments", "add_official_arguments", "label_files", "layout_from_args",
            "run"]
@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed for a random z (VAE models without --style)")
     parser.add_argument("--batch-size", type=positive_int, default=4)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--ext", default="png", help="output image format (png, jpg, bmp, webp, tif)")
+    parser.add_argument("--ext", type=image_ext, default="png", help="output image format (png, jpg, bmp, webp, tif)")
     parser.add_argument("--model-size", action="store_true",
                         help="keep the generator's output size instead of resizing to each label map's size")
     add_official_arguments(parser)
