@@ -44,7 +44,7 @@ from models.app.export.graphs import spade_generator_spec, style_transfer_spec
 from models.app.export.prepare import prepare_for_export
 from models.app.export.runtime import OnnxGenerator, OnnxStyleTransfer
 from models.spade import SPADEGenerator
-from tests.export_cases import perturbed_
+from tests.models.app.export_cases import perturbed_
 
 EXPORTERS = {"dynamo": True, "tracing": False}
 

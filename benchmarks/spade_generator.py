@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     grads = {v: torch.cat([p.grad.flatten() for p in models[v][0].parameters()]) for v in ("naive", "ours")}
     # fp32 gradients of this model are only good to a few 1e-3 (batch 1 through train-mode BatchNorm on
     # 8×8 maps): measured against float64, the naive path is 4.5e-3 off (relative L2) and ours 2.2e-3;
-    # in float64 the two agree to 1e-15 (tests/test_fast_paths.py checks the gradients on small models).
+    # in float64 the two agree to 1e-15 (tests/condnorm/test_fast_paths.py checks the gradients on small models).
     rel = (grads["ours"] - grads["naive"]).norm() / grads["naive"].norm()
     print(f"# check parameter gradients, ours vs naive: relative L2 difference {rel:.1e} (tolerance 1e-2)")
     if not rel <= 1e-2:

@@ -56,9 +56,9 @@ def spectral_conv(conv: nn.Conv2d, x: Tensor) -> Tensor:
         ``(N, C_out, H', W')``.
 
     Example:
-        >>> conv = nn.utils.spectral_norm(nn.Conv2d(64, 64, 3, padding=1)).eval()  # no power iteration
-        >>> x = torch.randn(1, 64, 2, 2)  # 256 outputs against 36,864 weights
-        >>> torch.allclose(spectral_conv(conv, x), conv(x), atol=1e-5)
+        >>> conv = nn.utils.spectral_norm(nn.Conv2d(64, 64, 3, padding=1)).double().eval()  # no power iteration
+        >>> x = torch.randn(1, 64, 2, 2, dtype=torch.float64)  # 256 outputs against 36,864 weights
+        >>> torch.allclose(spectral_conv(conv, x), conv(x), atol=1e-10)
         True
     """
     hook = _spectral_hook(conv)

@@ -1,0 +1,137 @@
+"""IEBN and Attentive Normalization: formulas, BN/identity at init, gradients, errors, state dicts."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from condnorm import NORM_KINDS, AttentiveNorm2d, InstanceEnhancementBatchNorm2d, make_norm
+from tests.condnorm.layer_cases import randomize_
+
+
+def batch_norm_train(x: Tensor, eps: float = 1e-5) -> Tensor:
+    mean = x.mean((0, 2, 3), keepdim=True)
+    var = ((x - mean) ** 2).mean((0, 2, 3), keepdim=True)
+    return (x - mean) / torch.sqrt(var + eps)
+
+
+def per_channel(v: Tensor) -> Tensor:
+    return v.reshape(v.shape[0], -1, 1, 1) if v.dim() == 2 else v.reshape(1, -1, 1, 1)
+
+
+# --- InstanceEnhancementBatchNorm2d ---------------------------------------------------------
+
+
+def test_iebn_formula() -> None:
+    layer = randomize_(InstanceEnhancementBatchNorm2d(6))
+    x = torch.randn(3, 6, 5, 5)
+    pooled = x.mean((2, 3))  # (N, C)
+    gate = 1 / (1 + torch.exp(-(layer.weight_readjust * pooled + layer.bias_readjust)))
+    expected = batch_norm_train(x) * per_channel(layer.weight * gate) + per_channel(layer.bias)
+    torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_iebn_is_plain_batchnorm_at_init() -> None:
+    layer, bn = InstanceEnhancementBatchNorm2d(8, momentum=0.3), nn.BatchNorm2d(8, momentum=0.3)
+    x = torch.randn(4, 8, 5, 5) * 3 + 1
+    torch.testing.assert_close(layer(x), bn(x))
+    layer.eval()
+    bn.eval()
+    torch.testing.assert_close(layer(x), bn(x))  # running statistics moved alike
+    assert layer.bias_readjust.eq(-1).all() and layer.weight_readjust.eq(0).all()
+    torch.testing.assert_close(layer.weight, torch.full((8,), 1 + math.e))
+
+
+def test_iebn_gradcheck_input() -> None:
+    layer = randomize_(InstanceEnhancementBatchNorm2d(3)).double()
+    x = torch.randn(3, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(layer, (x,))
+
+
+@pytest.mark.parametrize(
+    ("x", "match"),
+    [
+        (torch.randn(2, 4, 8), r"InstanceEnhancementBatchNorm2d x: expected a 4-d"),
+        (torch.randn(2, 5, 8, 8), r"InstanceEnhancementBatchNorm2d x: .*'C' is 5, expected 4"),
+    ],
+)
+def test_iebn_errors(x: Tensor, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        InstanceEnhancementBatchNorm2d(4)(x)
+
+
+def test_iebn_state_dict_round_trip() -> None:
+    layer = randomize_(InstanceEnhancementBatchNorm2d(4))
+    x = torch.randn(2, 4, 4, 4)
+    layer(x)
+    clone = InstanceEnhancementBatchNorm2d(4)
+    clone.load_state_dict(layer.state_dict(), strict=True)
+    layer.eval()
+    clone.eval()
+    torch.testing.assert_close(clone(x), layer(x), rtol=0, atol=0)
+
+
+# --- AttentiveNorm2d ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("attention", ["sigmoid", "softmax"])
+def test_attentive_formula(attention: str) -> None:
+    layer = randomize_(AttentiveNorm2d(6, num_mixtures=3, attention=attention))
+    x = torch.randn(3, 6, 5, 5)
+    logits = x.mean((2, 3)) @ layer.attention.weight.T + layer.attention.bias  # (N, K)
+    lam = torch.exp(logits) / torch.exp(logits).sum(1, keepdim=True) if attention == "softmax" \
+        else 1 / (1 + torch.exp(-logits))
+    gamma = sum(lam[:, k, None] * layer.weight[k] for k in range(3))
+    beta = sum(lam[:, k, None] * layer.bias[k] for k in range(3))
+    expected = batch_norm_train(x) * (1 + per_channel(gamma)) + per_channel(beta)
+    torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(layer.mixture_weights(x), lam)
+
+
+@pytest.mark.parametrize("kind", NORM_KINDS)
+def test_attentive_identity_at_init(kind: str) -> None:
+    layer = AttentiveNorm2d(8, num_mixtures=4, norm=kind)
+    x = torch.randn(3, 8, 4, 4)
+    torch.testing.assert_close(layer(x), make_norm(kind, 8)(x))
+
+
+def test_attentive_components_get_different_gradients_at_init() -> None:
+    layer = AttentiveNorm2d(4, num_mixtures=3)
+    layer(torch.randn(4, 4, 5, 5) + torch.randn(4, 4, 1, 1)).square().sum().backward()
+    grads = layer.weight.grad
+    assert not torch.allclose(grads[0], grads[1])
+
+
+def test_attentive_gradcheck_input() -> None:
+    layer = randomize_(AttentiveNorm2d(3, num_mixtures=2, norm="instance")).double()
+    x = torch.randn(2, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(layer, (x,))
+
+
+@pytest.mark.parametrize(
+    ("x", "match"),
+    [
+        (torch.randn(2, 4, 8), r"AttentiveNorm2d x: expected a 4-d"),
+        (torch.randn(2, 5, 8, 8), r"AttentiveNorm2d x: .*'C' is 5, expected 4"),
+    ],
+)
+def test_attentive_errors(x: Tensor, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        AttentiveNorm2d(4)(x)
+    with pytest.raises(ValueError, match="attention must be 'sigmoid' or 'softmax', got 'relu'"):
+        AttentiveNorm2d(4, attention="relu")
+
+
+def test_attentive_state_dict_round_trip() -> None:
+    layer = randomize_(AttentiveNorm2d(4, num_mixtures=3))
+    x = torch.randn(2, 4, 4, 4)
+    layer(x)
+    clone = AttentiveNorm2d(4, num_mixtures=3)
+    clone.load_state_dict(layer.state_dict(), strict=True)
+    layer.eval()
+    clone.eval()
+    torch.testing.assert_close(clone(x), layer(x), rtol=0, atol=0)
+    assert {"weight", "bias", "attention.weight", "param_free_norm.running_var"} <= set(layer.state_dict())
