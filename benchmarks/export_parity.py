@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.app.export.graphs import layer_spec
 from models.app.export.verify import parity
-from tests.models.app.export_cases import GENERATOR_SPECS, STYLE_SPECS
 from tests.condnorm.layer_cases import CASES
+from tests.models.app.export_cases import GENERATOR_SPECS, STYLE_SPECS
 
 COLUMNS = {  # column → (format, dynamo)
     "onnx (dynamo)": ("onnx", True),

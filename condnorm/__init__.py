@@ -2,6 +2,11 @@
 
 A conditional normalization layer is ``modulate(normalize(x), condition)``: a parameter-free
 normalizer (:func:`make_norm`) followed by a scale and shift predicted from a condition.
+
+``__all__`` is the public API: the layers (long names and aliases), ``make_norm``, the model
+helpers, :class:`SemanticMap` and the main functions; everything else of
+:mod:`condnorm.functional` is reached through it, and the fast-path internals
+(:mod:`condnorm.semantic_map`, :mod:`condnorm.autograd`, :mod:`condnorm.graph_mode`) by module.
 """
 
 from . import functional
@@ -11,11 +16,11 @@ from .cbn import CBN, ConditionalBatchNorm2d
 from .cin import CIN, ConditionalInstanceNorm2d
 from .clade import CLADE, ClassAdaptiveNorm2d
 from .convert import convert, convert_sync_batchnorm, recalibrate, revert_sync_batchnorm
-from .functional import adain, calc_mean_std, mix_table, modulate, region_average_pool, region_broadcast
+from .functional import adain, calc_mean_std, modulate, region_average_pool
 from .norm import NORM_KINDS, make_norm
 from .rain import RAIN, SEAN, RegionAdaptiveNorm2d
 from .self_conditioned import AttentiveNorm2d, InstanceEnhancementBatchNorm2d
-from .semantic_map import LabelWindows, SemanticMap, label_conv2d, label_windows
+from .semantic_map import SemanticMap
 from .spade import SPADE, SpatiallyAdaptiveNorm2d
 from .sync_batchnorm import SyncBatchNorm2d
 
@@ -36,7 +41,6 @@ __all__ = [
     "ConditionalBatchNorm2d",
     "ConditionalInstanceNorm2d",
     "InstanceEnhancementBatchNorm2d",
-    "LabelWindows",
     "RegionAdaptiveNorm2d",
     "SemanticMap",
     "SpatiallyAdaptiveNorm2d",
@@ -46,14 +50,10 @@ __all__ = [
     "convert",
     "convert_sync_batchnorm",
     "functional",
-    "label_conv2d",
-    "label_windows",
     "make_norm",
-    "mix_table",
     "modulate",
     "recalibrate",
     "region_average_pool",
-    "region_broadcast",
     "revert_sync_batchnorm",
 ]
 __version__ = "0.1.0"

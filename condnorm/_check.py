@@ -13,12 +13,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["check_finite", "check_ids", "check_shape", "is_exporting"]
+from .graph_mode import capturing_graph
 
-
-def is_exporting() -> bool:
-    """Return True while TorchScript tracing, ``torch.compile`` or ``torch.export`` runs."""
-    return torch.jit.is_tracing() or torch.compiler.is_compiling()
+__all__ = ["check_finite", "check_ids", "check_shape"]
 
 
 def _fmt(dims: Sequence[str | int], sizes: dict[str, int]) -> str:
@@ -102,7 +99,7 @@ def check_ids(ids: Tensor, num_classes: int, name: str) -> None:
     if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
         raise TypeError(f"{name}: expected an integer tensor of class ids (torch.long), "
                         f"got dtype {ids.dtype}")
-    if is_exporting() or ids.numel() == 0:
+    if capturing_graph() or ids.numel() == 0:
         return
     if int(ids.min()) < 0 or int(ids.max()) >= num_classes:
         bad = torch.unique(ids[(ids < 0) | (ids >= num_classes)])[:10].tolist()
@@ -120,7 +117,7 @@ def check_finite(tensor: Tensor, name: str) -> None:
         ...
         ValueError: style: contains 1 non-finite value(s) (NaN or Inf); check the condition's source
     """
-    if is_exporting() or not tensor.is_floating_point():
+    if capturing_graph() or not tensor.is_floating_point():
         return
     bad = int((~torch.isfinite(tensor)).sum())
     if bad:

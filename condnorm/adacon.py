@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._check import check_finite, check_shape
+from .graph_mode import exporting_onnx
 
 __all__ = ["AdaCoN", "AdaptiveConvNorm2d"]
 
@@ -173,7 +174,7 @@ class AdaptiveConvNorm2d(nn.Module):
             normalized = F.instance_norm(x, eps=self.eps)
         else:
             normalized = _local_standardize(x, self.local_window, self.eps)
-        conv = _dynamic_conv_unfolded if torch.onnx.is_in_onnx_export() else _dynamic_conv
+        conv = _dynamic_conv_unfolded if exporting_onnx() else _dynamic_conv
         return conv(normalized, *self.predict(style), self.groups)
 
     def extra_repr(self) -> str:

@@ -7,13 +7,15 @@ wrappers that hold parameters and call these functions.
 from __future__ import annotations
 
 import math
-from typing import Any, Union
+from typing import Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ._check import check_finite, check_ids, check_shape
+from .autograd import AdaINContent, MeanStd, adain_composite, moments
+from .graph_mode import exporting_onnx, exporting_program
 
 __all__ = [
     "adain",
@@ -31,11 +33,6 @@ __all__ = [
 StyleSpec = Union[Tensor, tuple[Tensor, Tensor]]  # noqa: UP007 (runtime alias)
 
 
-def _plain_operators_only() -> bool:
-    """True while TorchScript traces or ``torch.export`` exports: no Python autograd functions there."""
-    return torch.jit.is_tracing() or torch.compiler.is_exporting()
-
-
 def _counts(feat: Tensor, unbiased: bool) -> tuple[int, int]:
     """``(n, n - u)``: the spatial elements per channel and the variance's divisor (checked positive)."""
     n = math.prod(feat.shape[2:])
@@ -45,133 +42,9 @@ def _counts(feat: Tensor, unbiased: bool) -> tuple[int, int]:
     return n, n - int(unbiased)
 
 
-def _moments(feat: Tensor, eps: float | Tensor, divisor: int) -> tuple[Tensor, Tensor]:
-    """Mean and ``sqrt(Σ(x − μ)² / divisor + eps)`` per sample and channel, each ``(N, C, 1, ..., 1)``.
-
-    Two passes (mean, then the norm of the centred map): exact, and ~10× faster than
-    ``torch.var``'s Welford kernel on CPU. No sizes are read here (the divisor comes in), which
-    keeps the custom functions traceable by dynamo with dynamic shapes.
-    """
-    dims = tuple(range(2, feat.dim()))
-    mean = feat.mean(dims, keepdim=True)
-    std = (torch.linalg.vector_norm(feat - mean, dim=dims, keepdim=True).square() / divisor + eps).sqrt()
-    return mean, std
-
-
-def _channel_dot(a: Tensor, b: Tensor) -> Tensor:
-    """``Σ a·b`` per sample and channel of two ``(N, C, H, W)`` maps, ``(N, C, 1, 1)``, by batched matmul."""
-    return torch.matmul(a.flatten(2).unsqueeze(-2), b.flatten(2).unsqueeze(-1))
-
-
-def _recorded_vjp(fn: Any, inputs: tuple[Tensor, ...], needs: tuple[bool, ...],
-                  grads: tuple[Tensor | None, ...]) -> list[Tensor | None]:
-    """Gradients of ``fn(*inputs)`` as a recorded graph: the backward of a backward.
-
-    Used by the custom functions below when autograd records their backward (``create_graph=True``,
-    e.g. a gradient penalty): the plain composite is differentiated instead of the analytic formula,
-    so higher-order gradients stay exact. The saved inputs keep their history.
-    """
-    with torch.enable_grad():
-        outs = fn(*inputs)
-        outs = outs if isinstance(outs, tuple) else (outs,)
-        pairs = [(o, g) for o, g in zip(outs, grads) if g is not None]
-        wrt = [t for t, need in zip(inputs, needs) if need]
-        found = iter(torch.autograd.grad([o for o, _ in pairs], wrt, [g for _, g in pairs], create_graph=True,
-                                         allow_unused=True))
-    return [next(found) if need else None for need in needs]
-
-
-class _MeanStd(torch.autograd.Function):
-    r""":func:`_moments` with an analytic backward, one fused pass over the input.
-
-    .. math::
-        \frac{\partial L}{\partial x} = \frac{g_\mu}{n} + g_\sigma\,\frac{x - \mu}{\sigma (n - u)}
-    """
-
-    @staticmethod
-    def forward(ctx: Any, feat: Tensor, eps: Tensor, n: int, divisor: int) -> tuple[Tensor, Tensor]:
-        mean, std = _moments(feat, eps, divisor)
-        ctx.save_for_backward(feat, mean, std)
-        ctx.eps, ctx.n, ctx.divisor = eps, n, divisor
-        return mean, std
-
-    @staticmethod
-    def backward(ctx: Any, g_mean: Tensor | None,
-                 g_std: Tensor | None) -> tuple[Tensor | None, None, None, None]:
-        feat, mean, std = ctx.saved_tensors
-        if torch.is_grad_enabled():
-            def moments(f: Tensor) -> tuple[Tensor, Tensor]:
-                return _moments(f, ctx.eps, ctx.divisor)
-
-            return _recorded_vjp(moments, (feat,), (True,), (g_mean, g_std))[0], None, None, None
-        g_mean = torch.zeros_like(mean) if g_mean is None else g_mean
-        g_std = torch.zeros_like(std) if g_std is None else g_std
-        slope = g_std / (std * ctx.divisor)
-        return torch.addcmul(g_mean / ctx.n - slope * mean, feat, slope), None, None, None
-
-
 def _scalar(value: float) -> Tensor:
     """A float as a 0-d float64 tensor (cast to the operands' dtype where it is used, like a float)."""
     return torch.tensor(value, dtype=torch.float64)
-
-
-def _adain_affine(c_mean: Tensor, c_std: Tensor, s_mean: Tensor, s_std: Tensor,
-                  alpha: float | Tensor) -> tuple[Tensor, Tensor]:
-    """AdaIN as ``x * scale + shift`` per channel, with the ``α`` blend folded in."""
-    scale = s_std / c_std
-    return alpha * scale + (1.0 - alpha), alpha * (s_mean - c_mean * scale)  # exact for α = 1
-
-
-def _adain_composite(content: Tensor, s_mean: Tensor, s_std: Tensor, eps: float | Tensor, divisor: int,
-                     alpha: float | Tensor) -> Tensor:
-    """AdaIN given the style's statistics, as plain differentiable operators."""
-    c_mean, c_std = _moments(content, eps, divisor)
-    scale, shift = _adain_affine(c_mean, c_std, s_mean, s_std, alpha)
-    return torch.addcmul(shift, content, scale)
-
-
-class _AdaINContent(torch.autograd.Function):
-    r"""AdaIN of the content given the style's statistics, with an analytic backward.
-
-    Forward: the two statistics passes and one ``addcmul``. Backward: two reductions
-    (``Σg``, ``Σg·x``) and one per-channel affine combination of ``g`` and ``x``:
-
-    .. math::
-        \frac{\partial L}{\partial x} = s\,g + q\,x + r, \qquad
-        q = -\frac{\alpha\sigma_y\,\Sigma g\hat x}{\sigma_x^2 (n-u)}, \quad
-        r = -\frac{\alpha\sigma_y\,\Sigma g}{\sigma_x n} - \mu_x q
-
-    with ``s`` the forward scale, ``∂L/∂μ_y = α Σg`` and ``∂L/∂σ_y = α Σ g x̂``.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, content: Tensor, s_mean: Tensor, s_std: Tensor, eps: Tensor, n: int, divisor: int,
-                alpha: Tensor) -> Tensor:
-        c_mean, c_std = _moments(content, eps, divisor)
-        scale, shift = _adain_affine(c_mean, c_std, s_mean, s_std, alpha)
-        ctx.save_for_backward(content, s_mean, s_std, c_mean, c_std)
-        ctx.eps, ctx.n, ctx.divisor, ctx.alpha = eps, n, divisor, alpha
-        return torch.addcmul(shift, content, scale)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        content, s_mean, s_std, c_mean, c_std = ctx.saved_tensors
-        if torch.is_grad_enabled():
-            def composite(c: Tensor, m: Tensor, s: Tensor) -> Tensor:
-                return _adain_composite(c, m, s, ctx.eps, ctx.divisor, ctx.alpha)
-
-            found = _recorded_vjp(composite, (content, s_mean, s_std), ctx.needs_input_grad[:3], (grad,))
-            return (*found, None, None, None, None)
-        n, a = ctx.n, ctx.alpha
-        sum_g = grad.sum(tuple(range(2, grad.dim())), keepdim=True)
-        sum_g_xhat = (_channel_dot(grad, content) - c_mean * sum_g) / c_std
-        k = a * s_std
-        q = -k * sum_g_xhat / (c_std.square() * ctx.divisor)
-        r = -k * sum_g / (c_std * n) - c_mean * q
-        grad_content = None
-        if ctx.needs_input_grad[0]:
-            grad_content = torch.addcmul(r, grad, k / c_std + (1.0 - a)).addcmul_(content, q)
-        return grad_content, a * sum_g, a * sum_g_xhat, None, None, None, None
 
 
 def calc_mean_std(feat: Tensor, eps: float = 1e-5, unbiased: bool = False) -> tuple[Tensor, Tensor]:
@@ -206,9 +79,9 @@ def calc_mean_std(feat: Tensor, eps: float = 1e-5, unbiased: bool = False) -> tu
         raise ValueError(f"calc_mean_std: expected a feature map (N, C, H, W), got shape "
                          f"{tuple(feat.shape)}")
     n, divisor = _counts(feat, unbiased)
-    if _plain_operators_only():
-        return _moments(feat, eps, divisor)
-    return _MeanStd.apply(feat, _scalar(eps), n, divisor)
+    if exporting_program():
+        return moments(feat, eps, divisor)
+    return MeanStd.apply(feat, _scalar(eps), n, divisor)
 
 
 def adain(
@@ -274,11 +147,11 @@ def adain(
         check_shape(style, ("N", "C", "H'", "W'"), "adain style", sizes)
         s_mean, s_std = calc_mean_std(style, eps, unbiased)
     n, divisor = _counts(content, unbiased)
-    if _plain_operators_only():
-        return _adain_composite(content, s_mean, s_std, eps, divisor, alpha)
+    if exporting_program():
+        return adain_composite(content, s_mean, s_std, eps, divisor, alpha)
     # eps and α go in as 0-d tensors: dynamo (dynamic=True) makes float arguments symbolic, and a
     # symbolic float cannot enter an autograd.Function's subgraph.
-    return _AdaINContent.apply(content, s_mean, s_std, _scalar(eps), n, divisor, _scalar(alpha))
+    return AdaINContent.apply(content, s_mean, s_std, _scalar(eps), n, divisor, _scalar(alpha))
 
 
 def modulate(normalized: Tensor, gamma: Tensor, beta: Tensor, *, plain_gamma: bool = False) -> Tensor:
@@ -369,7 +242,7 @@ def paint_columns(table: Tensor, index: Tensor) -> Tensor:
         >>> paint_columns(torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[[2, 0]]]))
         tensor([[[[3., 1.]]]])
     """
-    if torch.onnx.is_in_onnx_export():
+    if exporting_onnx():
         return F.embedding(index, table.t()).permute(0, 3, 1, 2)
     n, h, w = index.shape
     return table.index_select(1, index.flatten()).view(-1, n, h, w).transpose(0, 1)

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from ._check import check_shape
 from .functional import labels_to_onehot, resize_segmap
+from .graph_mode import exporting_onnx, tracing_onnx
 
 __all__ = ["LabelWindows", "SemanticMap", "bag_sum", "fold_binary_extra", "label_conv2d",
            "label_windows", "window_conv"]
@@ -147,7 +148,7 @@ def bag_sum(bags: Tensor, table: Tensor) -> Tensor:
         tensor([[101.],
                 [ 20.]])
     """
-    if torch.onnx.is_in_onnx_export():
+    if exporting_onnx():
         return F.embedding(bags, table).sum(1)
     return F.embedding_bag(bags, table, mode="sum")
 
@@ -158,7 +159,7 @@ def _window_rows(padded: Tensor, kh: int, kw: int) -> Tensor:
     ``unfold`` (a view); shifted slices while the TorchScript-based ONNX exporter runs (it
     cannot unfold a map of dynamic size).
     """
-    if torch.onnx.is_in_onnx_export() and torch.jit.is_tracing():
+    if tracing_onnx():
         h, w = padded.shape[1] - kh + 1, padded.shape[2] - kw + 1
         return torch.stack([padded[:, y:y + h, x:x + w] for y in range(kh) for x in range(kw)], dim=-1)
     return padded.unfold(1, kh, 1).unfold(2, kw, 1).flatten(-2)
@@ -243,7 +244,7 @@ def _folded_ids(labels: SemanticMap, max_extra: int = 4) -> Tensor | None:
     extra, num_extra = labels.extra, labels.num_extra
     if num_extra > max_extra:
         return None
-    if not torch.onnx.is_in_onnx_export() and not bool(((extra == 0) | (extra == 1)).all()):
+    if not exporting_onnx() and not bool(((extra == 0) | (extra == 1)).all()):
         return None
     powers = 2 ** torch.arange(num_extra, device=extra.device)
     return labels.ids.long() * 2**num_extra + (extra.long() * powers.view(1, -1, 1, 1)).sum(1)
@@ -327,7 +328,7 @@ def _distinct_windows(grid: Tensor, kh: int, kw: int) -> tuple[Tensor, Tensor] |
     graph holds for any map, and it never overflows.
     """
     padded = F.pad(grid, (kw // 2, kw // 2, kh // 2, kh // 2))
-    if torch.onnx.is_in_onnx_export():
+    if exporting_onnx():
         rows = _window_rows(padded, kh, kw).reshape(-1, kh * kw)
         values, inverse = torch.unique(rows, dim=0, return_inverse=True)
         return inverse.view(grid.shape), values

@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._check import check_ids, check_shape, is_exporting
+from ._check import check_ids, check_shape
 from .functional import modulate, paint_columns, resize_segmap
+from .graph_mode import capturing_graph, exporting_onnx
 from .norm import NormSpec, make_norm
 from .semantic_map import (
     LabelWindows,
@@ -22,14 +23,6 @@ from .semantic_map import (
 )
 
 __all__ = ["SPADE", "SpatiallyAdaptiveNorm2d"]
-
-WINDOW_FRACTION = 0.25
-"""Compute γ, β per distinct label patch when the map has at most this many distinct windows per pixel.
-
-The per-patch path multiplies one row per distinct window (instead of one per pixel) by the γ/β
-weights, so this bounds its FLOPs at a quarter of the convolutions'; above it (small or noisy maps)
-``mlp_gamma``/``mlp_beta`` run as convolutions on the painted ``mlp_shared`` output."""
-
 
 class SPADE(nn.Module):
     r"""Spatially-adaptive (de)normalization.
@@ -45,16 +38,16 @@ class SPADE(nn.Module):
 
     Hard label maps (integer ids, or a :class:`~condnorm.SemanticMap` of ids plus dense
     channels such as instance edges) take an exact fast path. On a one-hot map ``mlp_shared`` is
-    a sum of weight slices picked by the ids in the window (:func:`~condnorm.label_conv2d`), so
+    a sum of weight slices picked by the ids in the window (:func:`~condnorm.semantic_map.label_conv2d`), so
     it depends only on the window's ids; ``mlp_gamma``/``mlp_beta`` then depend only on the
     ``(2k−1)²`` patch. Label maps are made of regions and have few distinct windows
-    (:class:`~condnorm.LabelWindows`; ~1,600 at 256² on a scene layout against 65,536 pixels):
+    (:class:`~condnorm.semantic_map.LabelWindows`; ~1,600 at 256² on a scene layout against 65,536 pixels):
     ``mlp_shared`` runs once per distinct window, the γ/β weights multiply each distinct window
     once per tap, each distinct patch sums its taps, and γ, β are painted back per pixel. This
-    cuts the FLOPs by the ratio of pixels to windows; maps with more than
-    :data:`WINDOW_FRACTION` distinct windows per pixel (small or noisy maps) run
-    ``mlp_gamma``/``mlp_beta`` as convolutions. The result equals the one-hot map's up to float
-    rounding. While tracing or compiling, ids use the static-shape :func:`~condnorm.label_conv2d`.
+    cuts the FLOPs by the ratio of pixels to windows; maps with more than ``window_fraction``
+    distinct windows per pixel (small or noisy maps) run ``mlp_gamma``/``mlp_beta`` as
+    convolutions. The result equals the one-hot map's up to float
+    rounding. While tracing or compiling, ids use the static-shape :func:`~condnorm.semantic_map.label_conv2d`.
 
     Export: traces with TorchScript, compiles with ``fullgraph=True`` and exports to ONNX. ONNX
     graphs keep the per-window/patch path for ids (ONNX ``Unique`` numbers the windows, at any
@@ -67,6 +60,11 @@ class SPADE(nn.Module):
         norm: the parameter-free normalizer (see :func:`condnorm.make_norm`).
         kernel_size: kernel of the three convolutions (the paper's 3).
         hidden: width of the shared embedding (128 in the paper).
+        window_fraction: on hard label maps, compute γ, β per distinct label patch when the map
+            has at most this many distinct windows per pixel; above it, ``mlp_gamma``/``mlp_beta``
+            run as convolutions. The default 0.25 bounds the per-patch FLOPs at a quarter of the
+            convolutions'; ``0`` always takes the convolutions, ``inf`` always the patches (the
+            result is the same up to float rounding).
         device: parameter device.
         dtype: parameter dtype.
         **norm_kw: passed to the normalizer (``eps``, ``momentum``).
@@ -95,6 +93,7 @@ class SPADE(nn.Module):
         norm: NormSpec = "batch",
         kernel_size: int = 3,
         hidden: int = 128,
+        window_fraction: float = 0.25,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         **norm_kw: Any,
@@ -105,6 +104,7 @@ class SPADE(nn.Module):
         dd = {"device": device, "dtype": dtype}
         self.num_features = num_features
         self.label_nc = label_nc
+        self.window_fraction = window_fraction
         pad = kernel_size // 2
         self.param_free_norm = make_norm(norm, num_features, **norm_kw, **dd)
         self.mlp_shared = nn.Sequential(
@@ -132,8 +132,8 @@ class SPADE(nn.Module):
             return self.mlp_gamma(actv), self.mlp_beta(actv)
         labels = (segmap if isinstance(segmap, SemanticMap) else SemanticMap(segmap)).resize(size)
         shared, act = self.mlp_shared[0], self.mlp_shared[1]
-        onnx = torch.onnx.is_in_onnx_export()
-        folded = None if is_exporting() and not onnx else fold_binary_extra(labels, shared.weight)
+        onnx = exporting_onnx()
+        folded = None if capturing_graph() and not onnx else fold_binary_extra(labels, shared.weight)
         windows = labels.windows
         if folded is None or windows is None or windows.windows.shape[1] != shared.weight[0, 0].numel():
             windows = None if folded is None else label_windows(folded[0], shared.kernel_size)
@@ -142,7 +142,7 @@ class SPADE(nn.Module):
             return self.mlp_gamma(actv), self.mlp_beta(actv)
         window_actv = act(window_conv(windows.windows, folded[1], shared.bias))  # (V, hidden)
         pixels = windows.pixel_window.numel()
-        if windows.patches is None or (not onnx and len(windows.windows) + 1 > WINDOW_FRACTION * pixels):
+        if windows.patches is None or (not onnx and len(windows.windows) + 1 > self.window_fraction * pixels):
             actv = paint_columns(window_actv.t().contiguous(), windows.pixel_window)
             return self.mlp_gamma(actv), self.mlp_beta(actv)
         return self._paint_patches(window_actv, windows)

@@ -25,23 +25,9 @@ from torch import Tensor, nn
 from torch.nn.modules._functions import SyncBatchNorm as _FusedSyncBatchNorm
 
 from ._check import check_shape
+from .autograd import AllReduceSum
 
 __all__ = ["SyncBatchNorm2d", "sync_batch_norm"]
-
-
-class _AllReduceSum(torch.autograd.Function):
-    """Sum over the processes; the backward sums the gradients the same way."""
-
-    @staticmethod
-    def forward(ctx: Any, tensor: Tensor, group: Any) -> Tensor:
-        ctx.group = group
-        out = tensor.clone()
-        dist.all_reduce(out, group=group)
-        return out
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
-        return _AllReduceSum.apply(grad.contiguous(), ctx.group), None
 
 
 def sync_batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None,
@@ -69,11 +55,11 @@ def sync_batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor 
     stats_dtype = torch.promote_types(x.dtype, torch.float32)
     xs = x.to(stats_dtype)
     local = torch.cat([xs.sum(dims), xs.new_full((1,), x.numel() // x.shape[1])])
-    summed = _AllReduceSum.apply(local, group)
+    summed = AllReduceSum.apply(local, group)
     count = summed[-1]
     mean = summed[:-1] / count
     centred = xs - mean.view(view)
-    var = _AllReduceSum.apply(centred.square().sum(dims), group) / count
+    var = AllReduceSum.apply(centred.square().sum(dims), group) / count
     out = centred * torch.rsqrt(var + eps).view(view)
     if weight is not None:
         out = out * weight.view(view)

@@ -9,7 +9,7 @@ preservation and spatial control with a mask. Images of any size come back at th
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from condnorm._check import check_shape
+from condnorm.graph_mode import capturing_graph
 
 from .color import coral, match_luminance, merge_luminance, split_luminance
 from .modulation import AdaCoNModulation, AdaINModulation
@@ -39,9 +40,16 @@ _MULTIPLE = 8  # the encoder downsamples by 8 (three pools)
 
 
 def _pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
-    """Pad bottom/right so H and W are multiples of ``multiple`` (reflect where the image allows)."""
-    h, w = x.shape[-2:]
-    ph, pw = -h % multiple, -w % multiple
+    """Pad bottom/right so H and W are multiples of ``multiple`` (reflect where the image allows).
+
+    In a captured graph (export, trace, compile) the padding is always ``reflect`` with sizes
+    computed from the symbolic shape, so no branch depends on the input size; the graphs
+    document their smallest input (16), for which reflect is always possible.
+    """
+    h, w = x.shape[-2], x.shape[-1]
+    ph, pw = (multiple - h % multiple) % multiple, (multiple - w % multiple) % multiple
+    if capturing_graph():
+        return F.pad(x, (0, pw, 0, ph), mode="reflect")
     if not ph and not pw:
         return x
     return F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
@@ -211,19 +219,41 @@ class StyleTransfer(nn.Module):
         weights = _normalise_weights(style_weights, len(styles)) if mask is None else None
         content, styles, chroma = color_preprocess(content, styles, preserve_color)
         h, w = content.shape[-2:]
-        padded = _pad_to_multiple(content, _MULTIPLE)
-        feat = _for_statistics(self.encoder.encode(padded))
-        style_feats = [_for_statistics(self.encoder.encode(s)).expand(len(feat), -1, -1, -1) for s in styles]
-        if mask is not None:
-            regions = mask_to_regions(mask.to(content.device), len(styles), (h, w), padded.shape[-2:],
-                                      feat.shape[-2:]).to(feat.dtype)
-            target = self.modulation.regional(feat, style_feats, regions)
-        elif len(styles) == 1:
-            target = self.modulation(feat, style_feats[0])
-        else:
-            target = sum(wt * self.modulation(feat, s) for wt, s in zip(weights, style_feats))
-        out = self.decoder(torch.lerp(feat, target, alpha))[..., :h, :w]
-        return color_postprocess(out, chroma)
+        style_feats = [self.encode(s).expand(len(content), -1, -1, -1) for s in styles]
+
+        def target(feat: Tensor) -> Tensor:
+            if mask is not None:
+                padded = (h + -h % _MULTIPLE, w + -w % _MULTIPLE)
+                regions = mask_to_regions(mask.to(content.device), len(styles), (h, w), padded,
+                                          feat.shape[-2:]).to(feat.dtype)
+                return self.modulation.regional(feat, style_feats, regions)
+            if len(styles) == 1:
+                return self.modulation(feat, style_feats[0])
+            return sum(wt * self.modulation(feat, s) for wt, s in zip(weights, style_feats))
+
+        return color_postprocess(self.stylise(content, target, alpha), chroma)
+
+    def encode(self, image: Tensor) -> Tensor:
+        """relu4_1 features ``(N, 512, H/8, W/8)`` of an image in [0, 1], in float32 under autocast."""
+        return _for_statistics(self.encoder.encode(image))
+
+    def stylise(self, content: Tensor, target: Callable[[Tensor], Tensor], alpha: float | Tensor) -> Tensor:
+        """The core every form of transfer shares (eager, exported graphs, precomputed codes).
+
+        Pad to a multiple of 8 → encode → ``target(features)`` (the modulated features) →
+        blend with ``α`` → decode → crop back to the content's size.
+
+        Args:
+            content: ``(N, 3, H, W)`` in [0, 1].
+            target: the modulated relu4_1 features, from the content's features.
+            alpha: content–style trade-off (a float, or a 0-d tensor in exported graphs).
+
+        Returns:
+            ``(N, 3, H, W)``, not clamped.
+        """
+        h, w = content.shape[-2], content.shape[-1]
+        feat = self.encode(_pad_to_multiple(content, _MULTIPLE))
+        return self.decoder(torch.lerp(feat, target(feat), alpha))[..., :h, :w]
 
 
 def color_preprocess(content: Tensor, styles: list[Tensor], preserve_color: bool | str | None

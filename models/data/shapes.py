@@ -9,12 +9,18 @@ touching shapes of one class are separated by the instance-edge channel.
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-__all__ = ["SHAPES_CLASSES", "SHAPES_LABEL_NC", "ShapesDataset"]
+from .io import save_image
+
+__all__ = ["SHAPES_CLASSES", "SHAPES_LABEL_NC", "ShapesDataset", "main", "write_shapes"]
 
 SHAPES_CLASSES = ("sky", "ground", "circle", "square", "triangle", "bar")
 SHAPES_LABEL_NC = len(SHAPES_CLASSES)
@@ -123,3 +129,41 @@ class ShapesDataset(Dataset):
         if self.with_instances:
             sample["instance"] = torch.from_numpy(instance)
         return sample
+
+
+def write_shapes(out: str | Path, count: int, *, size: int = 64, seed: int = 1) -> Path:
+    """Write ``count`` shapes scenes as files: ``labels/``, ``instances/`` (PNG ids) and ``images/``.
+
+    New masks to try a trained demo model on (``seed`` differs from the training data's 0).
+
+    Example:
+        >>> import tempfile
+        >>> root = write_shapes(tempfile.mkdtemp(), 2, size=16)
+        >>> sorted(p.name for p in (root / "labels").iterdir())
+        ['shapes_1_000000.png', 'shapes_1_000001.png']
+    """
+    root = Path(out)
+    for folder in ("labels", "instances", "images"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    for sample in ShapesDataset(count, size=size, seed=seed):
+        name = f"{sample['name']}.png"
+        Image.fromarray(sample["label"].numpy().astype(np.uint8)).save(root / "labels" / name)
+        Image.fromarray(sample["instance"].numpy().astype(np.uint8)).save(root / "instances" / name)
+        save_image((sample["image"] + 1) / 2, root / "images" / name)
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m models.data.shapes OUT [--count N] [--size S] [--seed K]``: write held-out scenes."""
+    parser = argparse.ArgumentParser(description=write_shapes.__doc__.splitlines()[0])
+    parser.add_argument("out", help="folder to write labels/, instances/ and images/ into")
+    parser.add_argument("--count", type=int, default=8)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=1, help="the demo trains on seed 0")
+    args = parser.parse_args(argv)
+    root = write_shapes(args.out, args.count, size=args.size, seed=args.seed)
+    print(f"wrote {args.count} scenes to {root}/labels, {root}/instances and {root}/images")
+
+
+if __name__ == "__main__":
+    main()

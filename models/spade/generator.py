@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import condnorm
-from condnorm._check import check_ids, check_shape, is_exporting
+from condnorm._check import check_ids, check_shape
 from condnorm.functional import resize_segmap
+from condnorm.graph_mode import capturing_graph, exporting_onnx
 from condnorm.norm import NormSpec
 from condnorm.semantic_map import SemanticMap, label_conv2d
 
@@ -183,7 +184,7 @@ class SPADEGenerator(nn.Module):
         sizes = [(sh << k, sw << k) for k in range(self.num_upsamplings + 1)]
         if isinstance(segmap, SemanticMap):
             kernels = {m.mlp_shared[0].kernel_size for m in self.norms() if isinstance(m, condnorm.SPADE)}
-            if len(kernels) != 1 or (is_exporting() and not torch.onnx.is_in_onnx_export()):
+            if len(kernels) != 1 or (capturing_graph() and not exporting_onnx()):
                 return [segmap.resize(size) for size in sizes]
             # The norms of a level share its label windows: found once here, not once per norm.
             (kernel,) = kernels
@@ -223,7 +224,7 @@ class SPADEGenerator(nn.Module):
         take_ids = all(isinstance(m, (condnorm.SPADE, condnorm.CLADE)) for m in norms)
         if isinstance(segmap, Tensor) and segmap.is_floating_point():
             found = None
-            if take_ids and not is_exporting() and not (segmap.requires_grad and torch.is_grad_enabled()):
+            if take_ids and not capturing_graph() and not (segmap.requires_grad and torch.is_grad_enabled()):
                 found = SemanticMap.from_dense(segmap)
             if found is None:
                 return segmap.to(dtype)

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.spectral_norm import SpectralNorm
 
+from condnorm.graph_mode import exporting_program
+
 __all__ = ["spectral_conv", "spectral_sigma"]
 
 
@@ -62,7 +64,7 @@ def spectral_conv(conv: nn.Conv2d, x: Tensor) -> Tensor:
         True
     """
     hook = _spectral_hook(conv)
-    if hook is None or torch.jit.is_tracing() or torch.compiler.is_exporting():
+    if hook is None or exporting_program():
         return conv(x)
     weight = getattr(conv, hook.name + "_orig")
     if x.shape[0] * conv.out_channels * x.shape[-2] * x.shape[-1] >= weight.numel():

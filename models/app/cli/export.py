@@ -140,8 +140,8 @@ def run(args: argparse.Namespace) -> int:
         finals = [out.with_suffix(p.suffix) for p in written]
         for tmp, final in zip(written, finals):
             os.replace(tmp, final)
-    finally:
-        for tmp in written:
+    finally:  # nothing partial is left, whatever stopped the export
+        for tmp in {partial, partial.with_suffix(".json"), *written}:
             tmp.unlink(missing_ok=True)
     print(f"wrote {' and '.join(map(str, finals))} ({args.format}, {time.perf_counter() - start:.1f} s)")
     return 0

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -298,16 +298,6 @@ def rain_encoder_spec(generator: SEANGenerator, *, batch: int = 2,
                      {"task": "rain-encoder", **(metadata or {})})
 
 
-def _stylise(net: StyleTransfer, content: Tensor, target: Callable[[Tensor], Tensor],
-             alpha: Tensor) -> Tensor:
-    """Pad → encode → modulate → blend with α → decode → crop (``StyleTransfer.transfer``'s core)."""
-    h, w = content.shape[-2], content.shape[-1]
-    padded = F.pad(content, (0, (_MULTIPLE - w % _MULTIPLE) % _MULTIPLE, 0,
-                             (_MULTIPLE - h % _MULTIPLE) % _MULTIPLE), mode="reflect")
-    feat = net.encoder.encode(padded)
-    return net.decoder(torch.lerp(feat, target(feat), alpha))[..., :h, :w]
-
-
 class StyleTransferGraph(nn.Module):
     """``(content, style, alpha) → image``: one style per content, both in [0, 1], any size ≥ 16.
 
@@ -325,8 +315,8 @@ class StyleTransferGraph(nn.Module):
         self.net = net
 
     def forward(self, content: Tensor, style: Tensor, alpha: Tensor) -> Tensor:
-        style_feat = self.net.encoder.encode(style)
-        return _stylise(self.net, content, lambda feat: self.net.modulation(feat, style_feat), alpha)
+        style_feat = self.net.encode(style)
+        return self.net.stylise(content, lambda feat: self.net.modulation(feat, style_feat), alpha)
 
 
 class StyleCodeGraph(nn.Module):
@@ -343,7 +333,7 @@ class StyleCodeGraph(nn.Module):
         self.net = net
 
     def forward(self, style: Tensor) -> tuple[Tensor, ...]:
-        feat = self.net.encoder.encode(style)
+        feat = self.net.encode(style)
         m = self.net.modulation
         if isinstance(m, AdaINModulation):
             return calc_mean_std(feat, m.eps, m.unbiased)
@@ -364,8 +354,8 @@ class StyleTransferFromCodeGraph(nn.Module):
         *code, alpha = code_and_alpha
         m = self.net.modulation
         if isinstance(m, AdaINModulation):
-            return _stylise(self.net, content, lambda feat: m(feat, tuple(code)), alpha)
-        return _stylise(self.net, content, lambda feat: m.adacon(feat, code[0]), alpha)
+            return self.net.stylise(content, lambda feat: m(feat, tuple(code)), alpha)
+        return self.net.stylise(content, lambda feat: m.adacon(feat, code[0]), alpha)
 
 
 def _style_examples(batch: int) -> tuple[Tensor, Tensor]:

@@ -29,9 +29,9 @@ from models.data.semantic import PairedSemanticDataset
 from models.data.style_folders import ContentStylePairs
 from models.spade import SPADEGenerator
 from models.weights import WeightsFileError, read_weights
-from tests.models.networks.adain_official import save_official
-from tests.models.data.data_files import write_ids, write_image, write_pair
 from tests.condnorm.layer_cases import CASES
+from tests.models.data.data_files import write_ids, write_image, write_pair
+from tests.models.networks.adain_official import save_official
 
 Case = Callable[[Path], tuple[Callable[[], object], type[BaseException], str]]
 FILE_CASES: dict[str, Case] = {}

@@ -14,8 +14,8 @@ import infer
 from models.adain import StyleTransfer
 from models.data.semantic_datamodule import SemanticDataModule
 from models.lit.mask_to_image import MaskToImageModule
-from tests.models.data.data_files import write_ids, write_image
 from tests.models.app.export_cases import perturbed_
+from tests.models.data.data_files import write_ids, write_image
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:FutureWarning")  # torch.jit in torch 2.14
 

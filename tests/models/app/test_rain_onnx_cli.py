@@ -12,8 +12,8 @@ from PIL import Image
 import infer
 from models.app.checkpoint import load_generator
 from models.sean.codes import RegionCodes
-from tests.models.data.data_files import write_ids, write_image
 from tests.models.app.export_cases import rain_checkpoint
+from tests.models.data.data_files import write_ids, write_image
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:FutureWarning")  # torch.jit in torch 2.14
 

@@ -9,7 +9,13 @@ from torchvision.models.vgg import cfgs, make_layers
 
 from models.adain import AdaINDecoder, NormalisedVGG, StyleTransfer, encoder_state_dict
 from models.adain.networks import load_weights_file
-from tests.models.networks.adain_official import DECODER_SHAPES, VGG_SHAPES, official_decoder, official_vgg, save_official
+from tests.models.networks.adain_official import (
+    DECODER_SHAPES,
+    VGG_SHAPES,
+    official_decoder,
+    official_vgg,
+    save_official,
+)
 
 
 def _shapes(state: dict) -> dict[int, tuple[int, ...]]:
