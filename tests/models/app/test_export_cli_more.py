@@ -54,7 +54,7 @@ def test_vae_round_trip_draws_the_same_z_and_encodes_the_same_style(tmp_path: Pa
     _same_images(tmp_path / "torch_z", tmp_path / "onnx_z")
     styled = [*run, "--style", str(style)]
     assert infer.main([*styled, "--checkpoint", str(ckpt), "--out", str(tmp_path / "torch_s")]) == 0
-    with pytest.raises(ValueError, match="--style with --onnx needs --encoder"):
+    with pytest.raises(ValueError, match="no style encoder: pass the encoder file"):
         infer.main([*styled, "--onnx", str(tmp_path / "g.onnx"), "--out", str(tmp_path / "x")])
     assert infer.main([*styled, "--onnx", str(tmp_path / "g.onnx"), "--encoder", str(tmp_path / "e.onnx"),
                        "--out", str(tmp_path / "onnx_s")]) == 0
@@ -76,8 +76,8 @@ def test_adain_round_trip_from_published_layout_weights(tmp_path: Path,
     assert infer.main([*run, *weights, "--out", str(tmp_path / "torch")]) == 0
     assert infer.main([*run, "--onnx", str(tmp_path / "adain.onnx"), "--out", str(tmp_path / "onnx")]) == 0
     _same_images(tmp_path / "torch", tmp_path / "onnx")
-    assert infer.main([*run, *weights, "--onnx", str(tmp_path / "adain.onnx"), "--out", str(tmp_path)]) == 2
+    assert infer.cli([*run, *weights, "--onnx", str(tmp_path / "adain.onnx"), "--out", str(tmp_path)]) == 2
     assert "--onnx runs an exported model: give it alone" in capsys.readouterr().err
-    assert infer.main([*run, "--onnx", str(tmp_path / "adain.onnx"), "--style-weights", "1",
+    assert infer.cli([*run, "--onnx", str(tmp_path / "adain.onnx"), "--style-weights", "1",
                        "--out", str(tmp_path)]) == 2
     assert "need the PyTorch model" in capsys.readouterr().err
