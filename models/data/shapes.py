@@ -131,38 +131,49 @@ class ShapesDataset(Dataset):
         return sample
 
 
-def write_shapes(out: str | Path, count: int, *, size: int = 64, seed: int = 1) -> Path:
-    """Write ``count`` shapes scenes as files: ``labels/``, ``instances/`` (PNG ids) and ``images/``.
+def write_shapes(labels_dir: str | Path, count: int, *, instances_dir: str | Path | None = None,
+                 images_dir: str | Path | None = None, size: int = 64, seed: int = 1) -> list[Path]:
+    """Write ``count`` shapes scenes as PNG label maps (and instance maps, photos) to try a model on.
 
-    New masks to try a trained demo model on (``seed`` differs from the training data's 0).
+    ``seed`` 1 gives scenes the demo never trained on (it trains on seed 0). Files are named
+    ``shapes_<seed>_<index>.png`` in every folder, so instance maps pair with their labels.
 
     Example:
         >>> import tempfile
-        >>> root = write_shapes(tempfile.mkdtemp(), 2, size=16)
-        >>> sorted(p.name for p in (root / "labels").iterdir())
+        >>> [p.name for p in write_shapes(tempfile.mkdtemp(), 2, size=16)]
         ['shapes_1_000000.png', 'shapes_1_000001.png']
     """
-    root = Path(out)
-    for folder in ("labels", "instances", "images"):
-        (root / folder).mkdir(parents=True, exist_ok=True)
+    folders = {"label": Path(labels_dir), "instance": instances_dir, "image": images_dir}
+    written = []
     for sample in ShapesDataset(count, size=size, seed=seed):
         name = f"{sample['name']}.png"
-        Image.fromarray(sample["label"].numpy().astype(np.uint8)).save(root / "labels" / name)
-        Image.fromarray(sample["instance"].numpy().astype(np.uint8)).save(root / "instances" / name)
-        save_image((sample["image"] + 1) / 2, root / "images" / name)
-    return root
+        for key, folder in folders.items():
+            if folder is None:
+                continue
+            path = Path(folder) / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if key == "image":
+                save_image((sample["image"] + 1) / 2, path)
+            else:
+                Image.fromarray(sample[key].numpy().astype(np.uint8)).save(path)
+        written.append(Path(labels_dir) / name)
+    return written
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m models.data.shapes OUT [--count N] [--size S] [--seed K]``: write held-out scenes."""
-    parser = argparse.ArgumentParser(description=write_shapes.__doc__.splitlines()[0])
-    parser.add_argument("out", help="folder to write labels/, instances/ and images/ into")
+    """``python -m models.data.shapes LABELS_DIR [--count N] [--instances DIR] [--images DIR]``."""
+    parser = argparse.ArgumentParser(description="Write shapes scenes as PNG label maps (ids 0-5) to try a "
+                                                 "trained demo model on.")
+    parser.add_argument("labels", help="folder for the label maps")
     parser.add_argument("--count", type=int, default=8)
+    parser.add_argument("--instances", help="also write the instance maps to this folder")
+    parser.add_argument("--images", help="also write the real photos to this folder")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=1, help="the demo trains on seed 0")
     args = parser.parse_args(argv)
-    root = write_shapes(args.out, args.count, size=args.size, seed=args.seed)
-    print(f"wrote {args.count} scenes to {root}/labels, {root}/instances and {root}/images")
+    paths = write_shapes(args.labels, args.count, instances_dir=args.instances, images_dir=args.images,
+                         size=args.size, seed=args.seed)
+    print(f"wrote {len(paths)} label maps to {args.labels}")
 
 
 if __name__ == "__main__":

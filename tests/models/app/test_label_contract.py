@@ -22,6 +22,7 @@ from models.data.label_layout import LabelLayout
 from models.data.layouts import find_custom
 from models.data.semantic import PairedSemanticDataset
 from models.data.semantic_datamodule import SemanticDataModule
+from models.data.shapes import write_shapes
 from models.lit.mask_to_image import MaskToImageModule
 from tests.models.data.data_files import write_ids, write_image, write_pair
 from tests.models.networks.adain_official import save_official
@@ -102,18 +103,17 @@ def test_readme_inference_command_runs_on_an_instance_edge_model(tmp_path: Path,
     """The demo model takes instance edges; `infer.py spade --checkpoint <ckpt> --labels new_masks/`
     must run as printed: the class boundaries stand in for the instance boundaries, and it says so."""
     ckpt = _checkpoint(tmp_path, LabelLayout(6, use_instance=True, dataset_mode="shapes"))
-    from models.data.shapes import write_shapes
-
-    root = write_shapes(tmp_path / "new", 3, size=32)
-    assert infer.main(["spade", "--checkpoint", str(ckpt), "--labels", str(root / "labels"),
+    labels, instances = tmp_path / "new_masks", tmp_path / "new_instances"
+    write_shapes(labels, 3, instances_dir=instances, size=32)
+    assert infer.main(["spade", "--checkpoint", str(ckpt), "--labels", str(labels),
                        "--out", str(tmp_path / "o")]) == 0
     assert "class boundaries stand in" in capsys.readouterr().out
-    assert infer.main(["spade", "--checkpoint", str(ckpt), "--labels", str(root / "labels"),
-                       "--instances", str(root / "instances"), "--out", str(tmp_path / "o2")]) == 0
+    assert infer.main(["spade", "--checkpoint", str(ckpt), "--labels", str(labels),
+                       "--instances", str(instances), "--out", str(tmp_path / "o2")]) == 0
     assert len(list((tmp_path / "o2").iterdir())) == 3
     missing = tmp_path / "no_instances"
     missing.mkdir()
-    status, err = _cli(["spade", "--checkpoint", str(ckpt), "--labels", str(root / "labels"),
+    status, err = _cli(["spade", "--checkpoint", str(ckpt), "--labels", str(labels),
                         "--instances", str(missing), "--out", str(tmp_path / "o3")], capsys)
     assert status == 2 and "no instance map" in err and "shapes_1_000000" in err
 
