@@ -1,4 +1,4 @@
-"""Spatially modulated group norms (diffusion UNets, VQ decoders): SDM's SPADEGroupNorm, MoVQ's SpatialNorm."""
+"""Spatially modulated group norms: SDM's SPADEGroupNorm (diffusion UNets), MoVQ's SpatialNorm."""
 
 from __future__ import annotations
 
