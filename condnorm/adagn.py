@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ._check import check_finite, check_shape
+from .adaln import ForeignKeys
 from .film import make_activation
 from .functional import film
 from .norm import NormSpec, make_norm
@@ -15,7 +17,7 @@ from .norm import NormSpec, make_norm
 __all__ = ["AdaGN", "AdaptiveGroupNorm"]
 
 
-class AdaptiveGroupNorm(nn.Module):
+class AdaptiveGroupNorm(ForeignKeys):
     r"""Group normalization modulated by an embedding (timestep, class): ADM's ``use_scale_shift_norm``.
 
     .. math::
@@ -28,6 +30,8 @@ class AdaptiveGroupNorm(nn.Module):
     block's ``out_layers.0.*`` and ``emb_layers.*`` map onto ``weight``/``bias`` and
     ``emb_layers.*`` (see ``models/adm``). ``emb_layers`` starts at zero (the layer is the
     group norm at init); ADM initialises it randomly and zeroes the next conv instead.
+    diffusers' ``AdaGroupNorm`` state dicts (``linear.*``) load with ``strict=True`` into
+    ``affine=False`` (read as ``emb_layers.1.*``; pass its ``act_fn`` as ``activation``).
     :meth:`from_group_norm` turns an existing ``nn.GroupNorm`` into this layer (a
     :func:`condnorm.convert` factory), keeping its groups, eps and affine parameters.
 
@@ -53,6 +57,8 @@ class AdaptiveGroupNorm(nn.Module):
         >>> layer(torch.randn(2, 64, 16, 16), torch.randn(2, 128)).shape
         torch.Size([2, 64, 16, 16])
     """
+
+    FOREIGN_KEYS: Mapping[str, str] = {"linear.": "emb_layers.1."}
 
     def __init__(
         self,
