@@ -12,9 +12,33 @@ from ._check import check_finite, check_shape
 from .film import make_activation
 from .functional import film
 
-__all__ = ["AdaLN", "AdaRMSNorm", "AdaptiveLayerNorm", "ConditionalLayerNorm", "token_norm"]
+__all__ = ["AdaLN", "AdaRMSNorm", "AdaptiveLayerNorm", "ConditionalLayerNorm", "RMSNorm", "token_norm"]
 
 _ORDERS = ("scale_shift", "shift_scale")
+
+
+class RMSNorm(nn.Module):
+    r"""RMS normalization over the last dimension, :math:`x / \sqrt{\overline{x^2} + \epsilon}\,[\cdot w]`.
+
+    ``nn.RMSNorm``'s keys and arguments, written with plain operators so that both ONNX
+    exporters take it (the TorchScript-based one has no ``aten::rms_norm``).
+    """
+
+    def __init__(self, num_features: int, *, eps: float = 1e-6, elementwise_affine: bool = False,
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(num_features, device=device, dtype=dtype)) \
+            if elementwise_affine else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Divide each token by its root mean square (then scale by ``weight``)."""
+        out = x * torch.rsqrt(x.square().mean(-1, keepdim=True) + self.eps)
+        return out if self.weight is None else out * self.weight.to(out.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, elementwise_affine={self.weight is not None}"
 
 
 def token_norm(kind: str, num_features: int, *, eps: float, elementwise_affine: bool = False,
@@ -22,20 +46,20 @@ def token_norm(kind: str, num_features: int, *, eps: float, elementwise_affine: 
     """The normalizer over the last (channel) dimension of ``(N, *, C)`` tokens: ``"layer"`` or ``"rms"``.
 
     :func:`condnorm.make_norm` builds normalizers of ``(N, C, H, W)`` maps; token layers normalise
-    each token over its channels instead (``nn.LayerNorm`` / ``nn.RMSNorm``, no affine by default).
+    each token over its channels instead (``nn.LayerNorm`` / :class:`RMSNorm`, no affine by default).
 
     Raises:
         ValueError: for another kind.
 
     Example:
         >>> token_norm("rms", 8, eps=1e-6)
-        RMSNorm((8,), eps=1e-06, elementwise_affine=False)
+        RMSNorm(8, eps=1e-06, elementwise_affine=False)
     """
     dd = {"device": device, "dtype": dtype}
     if kind == "layer":
         return nn.LayerNorm(num_features, eps=eps, elementwise_affine=elementwise_affine, **dd)
     if kind == "rms":
-        return nn.RMSNorm(num_features, eps=eps, elementwise_affine=elementwise_affine, **dd)
+        return RMSNorm(num_features, eps=eps, elementwise_affine=elementwise_affine, **dd)
     raise ValueError(f"token_norm: kind must be 'layer' or 'rms', got {kind!r}")
 
 

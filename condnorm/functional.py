@@ -348,11 +348,11 @@ def film(x: Tensor, gamma: Tensor, beta: Tensor, *, channel_dim: int = 1, plain_
     return modulate(x, gamma, beta, plain_gamma=plain_gamma)
 
 
-def _fir_upsample2x(x: Tensor) -> Tensor:
+def _fir_upsample2x(x: Tensor, channels: int) -> Tensor:
     """StyleGAN2's low-pass after the stride-2 transposed conv: ``[1, 3, 3, 1]``² / 64, gain 4, pad 1."""
     taps = torch.tensor([1.0, 3.0, 3.0, 1.0], dtype=x.dtype, device=x.device)
-    kernel = (torch.outer(taps, taps) * (4.0 / 64.0)).expand(x.shape[1], 1, 4, 4)
-    return F.conv2d(F.pad(x, (1, 1, 1, 1)), kernel, groups=x.shape[1])
+    kernel = (torch.outer(taps, taps) * (4.0 / 64.0)).expand(channels, 1, 4, 4)
+    return F.conv2d(F.pad(x, (1, 1, 1, 1)), kernel, groups=channels)
 
 
 def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: bool = True,
@@ -393,7 +393,7 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: b
         >>> modulated_conv2d(x, w, s).shape, modulated_conv2d(x, w, s, up=2).shape
         (torch.Size([2, 6, 8, 8]), torch.Size([2, 6, 16, 16]))
     """
-    out_ch, in_ch, kh, kw = weight.shape
+    out_ch, in_ch, kh, kw = (int(d) for d in weight.shape)  # static: exporters need the kernel shapes
     if up not in (1, 2) or (up == 2 and (kh, kw) != (3, 3)):
         raise ValueError(f"modulated_conv2d: up must be 1, or 2 with a 3×3 kernel, got up={up} and a "
                          f"{kh}×{kw} kernel")
@@ -414,7 +414,7 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: b
         else:
             x = F.conv_transpose2d(x, w.transpose(1, 2).reshape(-1, out_ch, kh, kw), stride=2, groups=n)
         x = x.reshape(n, out_ch, *x.shape[2:])
-    return x if up == 1 else _fir_upsample2x(x)
+    return x if up == 1 else _fir_upsample2x(x, out_ch)
 
 
 def resize_segmap(segmap: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
