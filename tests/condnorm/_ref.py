@@ -11,8 +11,7 @@ from torch import Tensor, nn
 
 def group_norm(x: Tensor, groups: int, eps: float) -> Tensor:
     """GN without affine: statistics over each group's channels and all positions, biased variance."""
-    n, c = x.shape[:2]
-    g = x.reshape(n, groups, -1)
+    g = x.reshape(x.shape[0], groups, -1)
     mean = g.mean(-1, keepdim=True)
     var = ((g - mean) ** 2).mean(-1, keepdim=True)
     return ((g - mean) / torch.sqrt(var + eps)).reshape(x.shape)

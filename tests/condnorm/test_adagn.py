@@ -14,7 +14,7 @@ def _reference(x, emb, layer, groups=32, eps=1e-5, affine=True):
         h = h * layer.weight[:, None, None] + layer.bias[:, None, None]
     lin = layer.emb_layers[1]
     out = silu(emb) @ lin.weight.T + lin.bias
-    scale, shift = out[:, : x.shape[1]], out[:, x.shape[1]:]
+    scale, shift = out[:, : x.shape[1]], out[:, x.shape[1] :]
     return h * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
 
 
@@ -39,24 +39,38 @@ def test_sequences_n_c_t() -> None:
 
 
 def test_adm_scale_shift_norm_state_dict_and_forward() -> None:
-    """ADM ResBlock(use_scale_shift_norm): out_layers.0 = GroupNorm32(32, C); emb_layers = SiLU, Linear(E, 2C)."""
+    """ADM ResBlock(use_scale_shift_norm): out_layers.0 = GroupNorm32(32, C); emb_layers = SiLU, Linear."""
     c, e = 64, 24
-    adm = {"out_layers.0.weight": rand(c, seed=1), "out_layers.0.bias": rand(c, seed=2),
-           "emb_layers.1.weight": rand(2 * c, e, seed=3), "emb_layers.1.bias": rand(2 * c, seed=4)}
+    adm = {
+        "out_layers.0.weight": rand(c, seed=1),
+        "out_layers.0.bias": rand(c, seed=2),
+        "emb_layers.1.weight": rand(2 * c, e, seed=3),
+        "emb_layers.1.bias": rand(2 * c, seed=4),
+    }
     layer = condnorm.AdaGN(c, emb_dim=e)
-    layer.load_state_dict({"weight": adm["out_layers.0.weight"], "bias": adm["out_layers.0.bias"],
-                           "emb_layers.1.weight": adm["emb_layers.1.weight"],
-                           "emb_layers.1.bias": adm["emb_layers.1.bias"]}, strict=True)
+    layer.load_state_dict(
+        {
+            "weight": adm["out_layers.0.weight"],
+            "bias": adm["out_layers.0.bias"],
+            "emb_layers.1.weight": adm["emb_layers.1.weight"],
+            "emb_layers.1.bias": adm["emb_layers.1.bias"],
+        },
+        strict=True,
+    )
     h, emb = rand(2, c, 8, 8, seed=5), rand(2, e, seed=6)
-    # ADM: emb_out = emb_layers(emb)[..., None, None]; scale, shift = chunk(2); out_norm(h) * (1 + scale) + shift
+    # ADM: emb_out = emb_layers(emb)[..., None, None]; scale, shift = chunk(2)
+    # out = out_norm(h) * (1 + scale) + shift
     emb_out = (silu(emb) @ adm["emb_layers.1.weight"].T + adm["emb_layers.1.bias"])[:, :, None, None]
     scale, shift = emb_out[:, :c], emb_out[:, c:]
-    gn = group_norm(h, 32, 1e-5) * adm["out_layers.0.weight"][:, None, None] + adm["out_layers.0.bias"][:, None, None]
+    gn = (
+        group_norm(h, 32, 1e-5) * adm["out_layers.0.weight"][:, None, None]
+        + adm["out_layers.0.bias"][:, None, None]
+    )
     torch.testing.assert_close(layer(h, emb), gn * (1 + scale) + shift, atol=1e-5, rtol=1e-5)
 
 
 def test_diffusers_ada_group_norm_keys() -> None:
-    """diffusers AdaGroupNorm(E, C, num_groups, act_fn): linear = Linear(E, 2C); F.group_norm without affine."""
+    """diffusers AdaGroupNorm(E, C, groups, act_fn): linear = Linear(E, 2C); group_norm without affine."""
     sd = {"linear.weight": rand(16, 6, seed=1), "linear.bias": rand(16, seed=2)}
     layer = condnorm.AdaGN(8, emb_dim=6, num_groups=4, affine=False, activation=None)
     layer.load_state_dict(sd, strict=True)
@@ -68,8 +82,11 @@ def test_diffusers_ada_group_norm_keys() -> None:
 
 def test_convert_group_norm_to_adagn_keeps_its_affine() -> None:
     gn = randomize(nn.GroupNorm(4, 8, eps=1e-4))
-    net = condnorm.convert(nn.Sequential(nn.Conv2d(3, 8, 3), gn), nn.GroupNorm,
-                           lambda m: condnorm.AdaGN.from_group_norm(m, emb_dim=5))
+    net = condnorm.convert(
+        nn.Sequential(nn.Conv2d(3, 8, 3), gn),
+        nn.GroupNorm,
+        lambda m: condnorm.AdaGN.from_group_norm(m, emb_dim=5),
+    )
     layer = net[1]
     assert isinstance(layer, condnorm.AdaGN) and layer.param_free_norm.num_groups == 4
     assert layer.param_free_norm.eps == 1e-4

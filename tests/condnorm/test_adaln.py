@@ -26,12 +26,14 @@ def test_adarmsnorm_formula_with_and_without_shift() -> None:
     x, c = rand(2, 7, 8) * 2, rand(2, 5, seed=1)
     layer = randomize(condnorm.AdaRMSNorm(8, cond_dim=5))
     scale, shift = _proj(layer, c).chunk(2, 1)
-    torch.testing.assert_close(layer(x, c), rms_norm_last(x, 1e-6) * (1 + scale[:, None]) + shift[:, None],
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        layer(x, c), rms_norm_last(x, 1e-6) * (1 + scale[:, None]) + shift[:, None], atol=1e-5, rtol=1e-5
+    )
     scale_only = randomize(condnorm.AdaRMSNorm(8, cond_dim=5, shift=False))
     assert scale_only.adaLN_modulation[1].out_features == 8
-    torch.testing.assert_close(scale_only(x, c), rms_norm_last(x, 1e-6) * (1 + _proj(scale_only, c)[:, None]),
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        scale_only(x, c), rms_norm_last(x, 1e-6) * (1 + _proj(scale_only, c)[:, None]), atol=1e-5, rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize("cls", [condnorm.AdaLN, condnorm.AdaRMSNorm, condnorm.ConditionalLayerNorm])
@@ -44,18 +46,27 @@ def test_identity_after_normalisation_at_init(cls) -> None:
 def test_diffusers_ada_layer_norm_continuous_keys_and_forward() -> None:
     """AdaLayerNormContinuous(C, D, elementwise_affine=True, eps): linear, norm.weight/bias; scale, shift."""
     c, d = 8, 6
-    sd = {"linear.weight": rand(2 * c, d, seed=1), "linear.bias": rand(2 * c, seed=2),
-          "norm.weight": rand(c, seed=3), "norm.bias": rand(c, seed=4)}
+    sd = {
+        "linear.weight": rand(2 * c, d, seed=1),
+        "linear.bias": rand(2 * c, seed=2),
+        "norm.weight": rand(c, seed=3),
+        "norm.bias": rand(c, seed=4),
+    }
     layer = condnorm.AdaLN(c, cond_dim=d, eps=1e-5, elementwise_affine=True)
     layer.load_state_dict(sd, strict=True)
     x, cond = rand(2, 5, c, seed=5), rand(2, d, seed=6)
     emb = silu(cond) @ sd["linear.weight"].T + sd["linear.bias"]
     scale, shift = emb[:, :c], emb[:, c:]
     normed = layer_norm_last(x, 1e-5) * sd["norm.weight"] + sd["norm.bias"]
-    torch.testing.assert_close(layer(x, cond), normed * (1 + scale)[:, None, :] + shift[:, None, :],
-                               atol=1e-5, rtol=1e-5)
-    assert set(layer.state_dict()) == {"adaLN_modulation.1.weight", "adaLN_modulation.1.bias", "norm.weight",
-                                       "norm.bias"}
+    torch.testing.assert_close(
+        layer(x, cond), normed * (1 + scale)[:, None, :] + shift[:, None, :], atol=1e-5, rtol=1e-5
+    )
+    assert set(layer.state_dict()) == {
+        "adaLN_modulation.1.weight",
+        "adaLN_modulation.1.bias",
+        "norm.weight",
+        "norm.bias",
+    }
 
 
 def test_diffusers_rms_continuous_keys() -> None:
@@ -78,8 +89,9 @@ def test_styletts2_ada_layer_norm_keys_and_forward() -> None:
     x, style = rand(2, 11, c, seed=3), rand(2, s, seed=4)
     h = style @ sd["fc.weight"].T + sd["fc.bias"]
     gamma, beta = h[:, :c], h[:, c:]
-    torch.testing.assert_close(layer(x, style), (1 + gamma[:, None]) * layer_norm_last(x, 1e-5) + beta[:, None],
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        layer(x, style), (1 + gamma[:, None]) * layer_norm_last(x, 1e-5) + beta[:, None], atol=1e-5, rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize("cls", [condnorm.AdaLN, condnorm.AdaRMSNorm, condnorm.ConditionalLayerNorm])

@@ -13,8 +13,10 @@ from tests.reference import nearest
 
 
 def _branches(c: int, dtype=torch.float32) -> dict[str, nn.Module]:
-    return {"attn": nn.Linear(c, c, dtype=dtype), "mlp": nn.Sequential(nn.Linear(c, 2 * c, dtype=dtype), nn.Tanh(),
-                                                                      nn.Linear(2 * c, c, dtype=dtype))}
+    return {
+        "attn": nn.Linear(c, c, dtype=dtype),
+        "mlp": nn.Sequential(nn.Linear(c, 2 * c, dtype=dtype), nn.Tanh(), nn.Linear(2 * c, c, dtype=dtype)),
+    }
 
 
 def _dit_block(x, c, w, b, attn, mlp, eps=1e-6):
@@ -34,8 +36,9 @@ def test_adaln_zero_is_dit_block_with_its_keys() -> None:
     assert sd["adaLN_modulation.1.weight"].shape == (6 * c, c)
     block.load_state_dict(sd, strict=True)
     x, cond = rand(2, 5, c, seed=20), rand(2, c, seed=21)
-    expected = _dit_block(x, cond, sd["adaLN_modulation.1.weight"], sd["adaLN_modulation.1.bias"],
-                          block.attn, block.mlp)
+    expected = _dit_block(
+        x, cond, sd["adaLN_modulation.1.weight"], sd["adaLN_modulation.1.bias"], block.attn, block.mlp
+    )
     torch.testing.assert_close(block(x, cond), expected, atol=1e-5, rtol=1e-5)
 
 
@@ -80,9 +83,11 @@ def test_adaln_single_pixart_keys_init_and_formula() -> None:
     randomize(t_block, seed=7)
     x, emb = rand(2, 5, c, seed=30), rand(2, c, seed=31)
     t = t_block(emb)
-    # PixArt: (table[None] + t.reshape(B, 6, -1)).chunk(6, dim=1); t2i_modulate(x, shift, scale) = x (1 + scale) + shift
+    # PixArt: (table[None] + t.reshape(B, 6, -1)).chunk(6, dim=1)
+    # t2i_modulate(x, shift, scale) = x (1 + scale) + shift
     shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (
-        sd["scale_shift_table"][None] + t.reshape(2, 6, -1)).chunk(6, dim=1)
+        sd["scale_shift_table"][None] + t.reshape(2, 6, -1)
+    ).chunk(6, dim=1)
     h = x + gate_msa * block.attn(layer_norm_last(x, 1e-6) * (1 + scale_msa) + shift_msa)
     h = h + gate_mlp * block.mlp(layer_norm_last(h, 1e-6) * (1 + scale_mlp) + shift_mlp)
     torch.testing.assert_close(block(x, t), h, atol=1e-5, rtol=1e-5)
@@ -91,8 +96,11 @@ def test_adaln_single_pixart_keys_init_and_formula() -> None:
 @pytest.mark.parametrize("kernel_size, hidden", [(1, None), (3, 6)])
 def test_token_adaln_per_token_formula(kernel_size: int, hidden: int | None) -> None:
     c, grid = 8, (2, 3)
-    layer = randomize(condnorm.TokenAdaLN(c, label_nc=4, grid_size=grid, branches=_branches(c),
-                                          kernel_size=kernel_size, hidden=hidden))
+    layer = randomize(
+        condnorm.TokenAdaLN(
+            c, label_nc=4, grid_size=grid, branches=_branches(c), kernel_size=kernel_size, hidden=hidden
+        )
+    )
     x, m = rand(2, 6, c), rand(2, 4, 8, 9, seed=1)
     small = nearest(m, *grid)
     convs = [mod for mod in layer.head if isinstance(mod, nn.Conv2d)]

@@ -51,8 +51,10 @@ def test_module_matches_functional() -> None:
 def test_diffusion_policy_state_dict_and_forward() -> None:
     """ConditionalResidualBlock1D.cond_encoder = Sequential(Mish, Linear(cond_dim, 2C), Rearrange)."""
     c_out, cond_dim = 8, 5
-    sd = {"cond_encoder.1.weight": rand(2 * c_out, cond_dim, seed=3),
-          "cond_encoder.1.bias": rand(2 * c_out, seed=4)}
+    sd = {
+        "cond_encoder.1.weight": rand(2 * c_out, cond_dim, seed=3),
+        "cond_encoder.1.bias": rand(2 * c_out, seed=4),
+    }
     layer = condnorm.FiLM(c_out, cond_dim=cond_dim, plain_gamma=True)
     layer.load_state_dict(sd, strict=True)
     out, cond = rand(2, c_out, 16, seed=5), rand(2, cond_dim, seed=6)

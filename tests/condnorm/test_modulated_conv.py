@@ -36,9 +36,9 @@ def _per_sample(x, weight, styles, demodulate=True, up=1):
         if demodulate:
             w = w / torch.sqrt((w * w).sum(dim=(1, 2, 3), keepdim=True) + 1e-8)
         if up == 1:
-            outs.append(F.conv2d(x[n:n + 1], w, padding=k // 2))
+            outs.append(F.conv2d(x[n : n + 1], w, padding=k // 2))
         else:  # transposed stride-2 conv = zero insertion + full padding + flipped kernel
-            outs.append(_blur_1331(F.conv2d(_zero_insert(x[n:n + 1]), w.flip(2, 3), padding=k - 1)))
+            outs.append(_blur_1331(F.conv2d(_zero_insert(x[n : n + 1]), w.flip(2, 3), padding=k - 1)))
     return torch.cat(outs)
 
 
@@ -52,26 +52,40 @@ def test_functional_matches_per_sample_loop(demodulate: bool, up: int) -> None:
 
 
 def test_stylegan2_synthesis_layer_state_dict_and_forward() -> None:
-    """SynthesisLayer: affine = FC(w_dim, I, bias_init=1) with gain 1/√w_dim; weight (O, I, 3, 3); bias (O,)."""
+    """SynthesisLayer: affine = FC(w_dim, I, bias_init=1), gain 1/√w_dim; weight (O, I, 3, 3); bias."""
     i, o, w_dim, res = 6, 7, 10, 8
-    sd = {"resample_filter": torch.ones(4, 4) / 16, "affine.weight": rand(i, w_dim, seed=1),
-          "affine.bias": 1 + 0.1 * rand(i, seed=2), "weight": rand(o, i, 3, 3, seed=3),
-          "noise_const": rand(res, res, seed=4), "noise_strength": torch.tensor(0.3), "bias": rand(o, seed=5)}
+    sd = {
+        "resample_filter": torch.ones(4, 4) / 16,
+        "affine.weight": rand(i, w_dim, seed=1),
+        "affine.bias": 1 + 0.1 * rand(i, seed=2),
+        "weight": rand(o, i, 3, 3, seed=3),
+        "noise_const": rand(res, res, seed=4),
+        "noise_strength": torch.tensor(0.3),
+        "bias": rand(o, seed=5),
+    }
     layer = condnorm.ModulatedConv2d.from_stylegan2_state_dict(sd)
     x, w = rand(2, i, res, res, seed=6), rand(2, w_dim, seed=7)
     styles = w @ (sd["affine.weight"] / math.sqrt(w_dim)).T + sd["affine.bias"]
     expected = _per_sample(x, sd["weight"], styles) + sd["bias"].view(1, -1, 1, 1)
     torch.testing.assert_close(layer(x, w), expected, atol=1e-5, rtol=1e-5)
     up = condnorm.ModulatedConv2d.from_stylegan2_state_dict(sd, up=2)
-    torch.testing.assert_close(up(x, w), _per_sample(x, sd["weight"], styles, up=2) + sd["bias"].view(1, -1, 1, 1),
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        up(x, w),
+        _per_sample(x, sd["weight"], styles, up=2) + sd["bias"].view(1, -1, 1, 1),
+        atol=1e-5,
+        rtol=1e-5,
+    )
 
 
 def test_stylegan2_torgb_state_dict_loads_directly() -> None:
     """ToRGBLayer: styles = affine(w) · 1/√(I k²); modulated conv without demodulation; + bias."""
     i, w_dim = 6, 10
-    sd = {"affine.weight": rand(i, w_dim, seed=1), "affine.bias": 1 + rand(i, seed=2) * 0.1,
-          "weight": rand(3, i, 1, 1, seed=3), "bias": rand(3, seed=4)}
+    sd = {
+        "affine.weight": rand(i, w_dim, seed=1),
+        "affine.bias": 1 + rand(i, seed=2) * 0.1,
+        "weight": rand(3, i, 1, 1, seed=3),
+        "bias": rand(3, seed=4),
+    }
     layer = condnorm.ModulatedConv2d(i, out_channels=3, style_dim=w_dim, kernel_size=1, demodulate=False)
     layer.load_state_dict(sd, strict=True)
     x, w = rand(2, i, 5, 5, seed=5), rand(2, w_dim, seed=6)
@@ -100,7 +114,9 @@ def test_gradcheck_input_and_style() -> None:
     x = rand(2, 2, 4, 4, dtype=torch.float64).requires_grad_()
     w = rand(2, 2, seed=1, dtype=torch.float64).requires_grad_()
     assert torch.autograd.gradcheck(layer, (x, w))
-    up = randomize(condnorm.ModulatedConv2d(2, out_channels=2, style_dim=2, up=2, dtype=torch.float64), std=1.0)
+    up = randomize(
+        condnorm.ModulatedConv2d(2, out_channels=2, style_dim=2, up=2, dtype=torch.float64), std=1.0
+    )
     assert torch.autograd.gradcheck(up, (x, w))
 
 
