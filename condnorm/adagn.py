@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ._check import check_finite, check_shape
 from .adaln import ForeignKeys
-from .film import make_activation
+from .film import cond_projection
 from .functional import film
 from .norm import NormSpec, make_norm
 
@@ -82,10 +82,7 @@ class AdaptiveGroupNorm(ForeignKeys):
         self.param_free_norm = make_norm(norm, num_features, eps=eps, **group_kw, **norm_kw, **dd)
         self.weight = nn.Parameter(torch.ones(num_features, **dd)) if affine else None
         self.bias = nn.Parameter(torch.zeros(num_features, **dd)) if affine else None
-        self.emb_layers = nn.Sequential(make_activation(activation),
-                                        nn.Linear(emb_dim, 2 * num_features, **dd))
-        nn.init.zeros_(self.emb_layers[1].weight)
-        nn.init.zeros_(self.emb_layers[1].bias)
+        self.emb_layers = cond_projection(emb_dim, 2 * num_features, activation, **dd)
 
     @classmethod
     def from_group_norm(cls, gn: nn.GroupNorm, emb_dim: int, **kw: Any) -> AdaptiveGroupNorm:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ._check import check_finite, check_shape
-from .film import make_activation
+from .film import cond_projection
 from .functional import film
 
 __all__ = ["AdaLN", "AdaRMSNorm", "AdaptiveLayerNorm", "ConditionalLayerNorm", "RMSNorm", "token_norm"]
@@ -148,9 +148,7 @@ class AdaptiveLayerNorm(ForeignKeys):
         self.norm = token_norm(norm or self.NORM, num_features, eps=eps,
                                elementwise_affine=elementwise_affine, **dd)
         out = (2 if shift else 1) * num_features
-        self.adaLN_modulation = nn.Sequential(make_activation(activation), nn.Linear(cond_dim, out, **dd))
-        nn.init.zeros_(self.adaLN_modulation[1].weight)
-        nn.init.zeros_(self.adaLN_modulation[1].bias)
+        self.adaLN_modulation = cond_projection(cond_dim, out, activation, **dd)
 
     def scale_shift(self, condition: Tensor) -> tuple[Tensor, Tensor]:
         """``(γ, β)``, each ``(N, C)``, projected from the condition (β zero when ``shift=False``)."""

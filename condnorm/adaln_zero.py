@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ._check import check_finite, check_shape
 from .adaln import ForeignKeys, token_norm
-from .film import make_activation
+from .film import cond_projection
 from .functional import modulate, resize_segmap
 
 __all__ = ["AdaLNSingle", "AdaLNZero", "TokenAdaLN"]
@@ -134,10 +134,8 @@ class AdaLNZero(_GatedAdaLN):
     ) -> None:
         super().__init__(num_features, branches, norm=norm, eps=eps, shift=shift, device=device, dtype=dtype)
         self.cond_dim = cond_dim
-        self.adaLN_modulation = nn.Sequential(make_activation(activation), nn.Linear(
-            cond_dim, self.num_chunks * num_features, device=device, dtype=dtype))
-        nn.init.zeros_(self.adaLN_modulation[1].weight)
-        nn.init.zeros_(self.adaLN_modulation[1].bias)
+        self.adaLN_modulation = cond_projection(cond_dim, self.num_chunks * num_features, activation,
+                                                device=device, dtype=dtype)
 
     def modulation(self, condition: Tensor) -> tuple[Tensor, ...]:
         """The per-branch vectors, each ``(N, 1, C)``, in DiT's order."""

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from ._check import check_finite, check_shape
 from .functional import film
 
-__all__ = ["FiLM", "make_activation"]
+__all__ = ["FiLM", "cond_projection", "make_activation"]
 
 _ACTIVATIONS = {"mish": nn.Mish, "silu": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU}
 
@@ -28,6 +28,27 @@ def make_activation(name: str | None) -> nn.Module:
     if name not in _ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(_ACTIVATIONS)} or None")
     return _ACTIVATIONS[name]()
+
+
+def cond_projection(in_features: int, out_features: int, activation: str | None, *, zero: bool = True,
+                    device: torch.device | str | None = None,
+                    dtype: torch.dtype | None = None) -> nn.Sequential:
+    """``Sequential(act, Linear(in, out))``, zeroed by default: the condition predictor of the vector layers.
+
+    Index 1 is the linear layer whatever the activation (``Identity`` for None), so the keys are
+    ``<name>.1.weight/bias`` as in ADM's ``emb_layers``, DiT's ``adaLN_modulation`` and Diffusion
+    Policy's ``cond_encoder``.
+
+    Example:
+        >>> proj = cond_projection(8, 32, "silu")
+        >>> sorted(proj.state_dict()), float(proj[1].weight.abs().sum())
+        (['1.bias', '1.weight'], 0.0)
+    """
+    linear = nn.Linear(in_features, out_features, device=device, dtype=dtype)
+    if zero:
+        nn.init.zeros_(linear.weight)
+        nn.init.zeros_(linear.bias)
+    return nn.Sequential(make_activation(activation), linear)
 
 
 class FiLM(nn.Module):
@@ -84,11 +105,8 @@ class FiLM(nn.Module):
         self.cond_dim = cond_dim
         self.channel_dim = channel_dim
         self.plain_gamma = plain_gamma
-        self.cond_encoder = nn.Sequential(make_activation(activation),
-                                          nn.Linear(cond_dim, 2 * num_features, device=device, dtype=dtype))
-        if not plain_gamma:
-            nn.init.zeros_(self.cond_encoder[1].weight)
-            nn.init.zeros_(self.cond_encoder[1].bias)
+        self.cond_encoder = cond_projection(cond_dim, 2 * num_features, activation, zero=not plain_gamma,
+                                            device=device, dtype=dtype)
 
     def forward(self, x: Tensor, condition: Tensor) -> Tensor:
         """Modulate ``x`` with γ, β projected from ``condition``."""

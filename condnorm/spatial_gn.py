@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ._check import check_finite, check_shape
-from .film import make_activation
+from .film import cond_projection
 from .functional import film, modulate, resize_segmap
 from .semantic_map import SemanticMap
 from .spade import SPADE
@@ -75,10 +75,8 @@ class SPADEGroupNorm(SPADE):
                          num_groups=num_groups, eps=eps, device=device, dtype=dtype, **norm_kw)
         self.emb_dim = emb_dim
         if emb_dim is not None:
-            self.emb_layers = nn.Sequential(make_activation(activation), nn.Linear(
-                emb_dim, 2 * num_features, device=device, dtype=dtype))
-            nn.init.zeros_(self.emb_layers[1].weight)
-            nn.init.zeros_(self.emb_layers[1].bias)
+            self.emb_layers = cond_projection(emb_dim, 2 * num_features, activation, device=device,
+                                              dtype=dtype)
 
     def forward(self, x: Tensor, segmap: Tensor | SemanticMap, emb: Tensor | None = None) -> Tensor:
         """SPADE-modulate the group-normalised ``x``, then scale and shift it by ``emb``'s projection."""
