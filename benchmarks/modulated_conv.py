@@ -2,8 +2,10 @@
 
 Baseline ("per-sample loop"): what a StyleGAN2 port without the grouped-conv trick does: for each
 sample, scale the shared weight by its styles, demodulate it and run one ``F.conv2d``. Ours:
-:class:`condnorm.ModulatedConv2d` (the batch folded into the channels, ``groups = N``). Same
-weights and inputs; forward and forward+backward, median of round-robin repeats.
+:class:`condnorm.ModulatedConv2d`, "grouped" (its default: the batch folded into the channels,
+``groups = N``), and for reference the activation form it uses while exporting
+(``grouped=False``: ``x · s``, one batched conv with the shared weight, ``· d``). Same weights and
+inputs; forward and forward+backward, median of round-robin repeats.
 
     python benchmarks/modulated_conv.py                 # batch 8, 512→512, 3×3, 32² (and 64→64)
     python benchmarks/modulated_conv.py --device cuda   # the same on a GPU
@@ -25,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import condnorm
 from benchmarks._harness import Row, check_close, measure, parse_args, print_table, rows_for, target
+from condnorm.functional import modulated_conv2d
 
 CASES = [(8, 512, 32), (8, 64, 32)]  # (batch, channels, size)
 QUICK_CASES = [(2, 8, 8)]
@@ -57,8 +60,13 @@ def bench_case(batch: int, channels: int, size: int, repeats: int, device: torch
     label = f"ModulatedConv2d ×{batch} {channels}→{channels} 3×3 {size}²"
     check_close(label, layer(x, style), per_sample_loop(layer, x, style), 1e-3)
     grad = torch.randn(batch, channels, size, size, device=device)
+    def activation_form() -> Tensor:
+        out = modulated_conv2d(x, layer.weight, layer.styles(style), grouped=False)
+        return out + layer.bias.view(1, -1, 1, 1)
+
+    check_close(f"{label} activation form", activation_form(), layer(x, style), 1e-3)
     variants = {"per-sample loop": lambda: per_sample_loop(layer, x, style),
-                "grouped": lambda: layer(x, style)}
+                "grouped": lambda: layer(x, style), "activation form": activation_form}
 
     def step(fn: Callable[[], Tensor]) -> Callable[[], None]:
         return lambda: fn().backward(grad)
@@ -83,7 +91,8 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     print_table(rows)
     if not args.quick:
         for row in rows:
-            print(target(f"{row.subject} grouped vs loop", row.speedup, 3.0))
+            if row.variant == "grouped":
+                print(target(f"{row.subject} grouped vs loop", row.speedup, 3.0))
     return rows
 
 

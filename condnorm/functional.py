@@ -356,18 +356,19 @@ def _fir_upsample2x(x: Tensor, channels: int) -> Tensor:
 
 
 def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: bool = True,
-                     up: int = 1, eps: float = 1e-8) -> Tensor:
+                     up: int = 1, eps: float = 1e-8, grouped: bool | None = None) -> Tensor:
     r"""StyleGAN2's modulated convolution: per-sample weights scaled by the styles, then demodulated.
 
     .. math::
         w'_{n,o,i,k} = s_{n,i}\, w_{o,i,k}, \qquad
         w''_{n,o,i,k} = w'_{n,o,i,k} \Big/ \sqrt{\textstyle\sum_{i,k} w'^2_{n,o,i,k} + \epsilon}
 
-    In eager mode and under ``torch.compile`` the whole batch runs as **one grouped convolution**
-    (the batch folded into the channels, ``groups = N``). While TorchScript traces or
-    ``torch.export``/ONNX exports, where ``groups`` would freeze the batch size, the same result
-    comes from the equivalent activation form: ``x · s``, the shared convolution, then the
-    per-output demodulation coefficient.
+    By default (``grouped=None``), in eager mode and under ``torch.compile``, the whole batch runs
+    as **one grouped convolution** (the batch folded into the channels, ``groups = N``). While
+    TorchScript traces or ``torch.export``/ONNX exports, where ``groups`` would freeze the batch
+    size, the same result comes from the equivalent activation form (StyleGAN2's
+    ``fused_modconv=False``): ``x · s``, the shared convolution, then the per-output
+    demodulation coefficient. ``grouped=True``/``False`` picks one form explicitly.
 
     ``up=2`` is StyleGAN2's upsampling convolution (``conv2d_resample`` with a 3×3 kernel): a
     stride-2 transposed convolution with the (unflipped) modulated weights, output ``2H + 1``,
@@ -381,6 +382,7 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: b
         demodulate: divide each output channel by its weight norm (StyleGAN2); off for toRGB.
         up: 1 or 2.
         eps: added to the squared norm (StyleGAN2's 1e-8).
+        grouped: one grouped convolution (True), the activation form (False), or automatic (None).
 
     Returns:
         ``(N, O, H·up, W·up)``.
@@ -399,7 +401,9 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: b
                          f"{kh}×{kw} kernel")
     w = weight.unsqueeze(0) * styles[:, None, :, None, None]  # (N, O, I, k, k)
     dcoefs = torch.rsqrt(w.square().sum((2, 3, 4)) + eps) if demodulate else None  # (N, O)
-    if _plain_operators_only() or torch.onnx.is_in_onnx_export():
+    if grouped is None:
+        grouped = not (_plain_operators_only() or torch.onnx.is_in_onnx_export())
+    if not grouped:
         x = x * styles[:, :, None, None]
         x = F.conv2d(x, weight, padding=kh // 2) if up == 1 else F.conv_transpose2d(x, weight.transpose(0, 1),
                                                                                       stride=2)

@@ -42,11 +42,12 @@ def _per_sample(x, weight, styles, demodulate=True, up=1):
     return torch.cat(outs)
 
 
+@pytest.mark.parametrize("grouped", [True, False])
 @pytest.mark.parametrize("demodulate", [True, False])
 @pytest.mark.parametrize("up", [1, 2])
-def test_functional_matches_per_sample_loop(demodulate: bool, up: int) -> None:
+def test_functional_matches_per_sample_loop(demodulate: bool, up: int, grouped: bool) -> None:
     x, w, s = rand(3, 4, 6, 5), rand(5, 4, 3, 3, seed=1), rand(3, 4, seed=2) + 1.5
-    out = modulated_conv2d(x, w, s, demodulate=demodulate, up=up)
+    out = modulated_conv2d(x, w, s, demodulate=demodulate, up=up, grouped=grouped)
     assert out.shape == (3, 5, 6 * up, 5 * up)
     torch.testing.assert_close(out, _per_sample(x, w, s, demodulate, up), atol=1e-5, rtol=1e-5)
 
