@@ -7,6 +7,9 @@ sample, scale the shared weight by its styles, demodulate it and run one ``F.con
 (``grouped=False``: ``x · s``, one batched conv with the shared weight, ``· d``). Same weights and
 inputs; forward and forward+backward, median of round-robin repeats.
 
+Bound (CPU): the layer's conv FLOPs (``2·N·O·I·9·H·W``, 3× for fwd+bwd) at this run's measured
+3×3 conv throughput: a per-sample loop that already runs near it leaves no room for a 3× gain.
+
     python benchmarks/modulated_conv.py                 # batch 8, 512→512, 3×3, 32² (and 64→64)
     python benchmarks/modulated_conv.py --device cuda   # the same on a GPU
     python benchmarks/modulated_conv.py --quick         # CI smoke: tiny sizes, no timing claims
@@ -26,7 +29,16 @@ from torch import Tensor
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import condnorm
-from benchmarks._harness import Row, check_close, measure, parse_args, print_table, rows_for, target
+from benchmarks._harness import (
+    Row,
+    check_close,
+    conv_throughput,
+    measure,
+    parse_args,
+    print_table,
+    rows_for,
+    target,
+)
 from condnorm.functional import modulated_conv2d
 
 CASES = [(8, 512, 32), (8, 64, 32)]  # (batch, channels, size)
@@ -52,7 +64,8 @@ def _synced(fn: Callable[[], object], device: torch.device) -> Callable[[], None
     return run
 
 
-def bench_case(batch: int, channels: int, size: int, repeats: int, device: torch.device) -> list[Row]:
+def bench_case(batch: int, channels: int, size: int, repeats: int, device: torch.device,
+               flop_rate: float | None) -> list[Row]:
     torch.manual_seed(0)
     layer = condnorm.ModulatedConv2d(channels, out_channels=channels, style_dim=channels).to(device)
     x = torch.randn(batch, channels, size, size, device=device, requires_grad=True)
@@ -75,7 +88,10 @@ def bench_case(batch: int, channels: int, size: int, repeats: int, device: torch
         fwd = measure({k: _synced(v, device) for k, v in variants.items()}, repeats=repeats)
     fb = measure({k: _synced(step(v), device) for k, v in variants.items()}, repeats=repeats)
     base = "per-sample loop"
-    return rows_for(f"{label} fwd", fwd, base) + rows_for(f"{label} fwd+bwd", fb, base)
+    bound = {} if flop_rate is None else {"grouped": 2 * batch * channels**2 * 9 * size**2 / flop_rate}
+    bound_fb = {k: 3 * v for k, v in bound.items()}
+    return (rows_for(f"{label} fwd", fwd, base, bounds=bound)
+            + rows_for(f"{label} fwd+bwd", fb, base, bounds=bound_fb))
 
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
@@ -85,9 +101,13 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     args = parse_args(__doc__.splitlines()[0], argv, extra)
     device = torch.device(args.device)
     repeats = args.repeats or (1 if args.quick else 7)
+    flop_rate = None
+    if device.type == "cpu":
+        flop_rate = conv_throughput(256, 16 if args.quick else 64, repeats=3 if args.quick else 7)
+        print(f"# measured fp32 conv throughput {flop_rate / 1e9:.0f} GFLOP/s (3×3, 256→256, 64²)")
     rows = []
     for batch, channels, size in QUICK_CASES if args.quick else CASES:
-        rows += bench_case(batch, channels, size, repeats, device)
+        rows += bench_case(batch, channels, size, repeats, device, flop_rate)
     print_table(rows)
     if not args.quick:
         for row in rows:
