@@ -12,7 +12,8 @@ from ._check import check_finite, check_shape
 from .film import cond_projection
 from .functional import film
 
-__all__ = ["AdaLN", "AdaRMSNorm", "AdaptiveLayerNorm", "ConditionalLayerNorm", "RMSNorm", "token_norm"]
+__all__ = ["AdaLN", "AdaRMSNorm", "AdaptiveLayerNorm", "ConditionalLayerNorm", "ForeignKeys", "RMSNorm",
+           "token_norm"]
 
 _ORDERS = ("scale_shift", "shift_scale")
 

@@ -71,8 +71,8 @@ class ModulatedConv2d(nn.Module):
 
     Args:
         num_features: I, input channels.
-        out_channels: O, output channels.
         style_dim: size of the style vector ``w``.
+        out_channels: O, output channels (default I).
         kernel_size: odd kernel size (3; 1 for toRGB).
         demodulate: demodulate the weights (StyleGAN2's synthesis layers; not toRGB).
         up: 1, or 2 for StyleGAN2's upsampling conv (3×3 kernels only).
@@ -96,9 +96,9 @@ class ModulatedConv2d(nn.Module):
     def __init__(
         self,
         num_features: int,
-        out_channels: int,
         style_dim: int,
         *,
+        out_channels: int | None = None,
         kernel_size: int = 3,
         demodulate: bool = True,
         up: int = 1,
@@ -112,6 +112,7 @@ class ModulatedConv2d(nn.Module):
             raise ValueError(f"ModulatedConv2d: up must be 1, or 2 with kernel_size=3, got up={up}, "
                              f"kernel_size={kernel_size}")
         dd = {"device": device, "dtype": dtype}
+        out_channels = out_channels or num_features
         self.num_features = num_features
         self.out_channels = out_channels
         self.style_dim = style_dim
@@ -137,7 +138,7 @@ class ModulatedConv2d(nn.Module):
             '4, out_channels=6, style_dim=8, kernel_size=3, demodulate=True, up=1'
         """
         out_ch, in_ch, k, _ = state_dict["weight"].shape
-        layer = cls(in_ch, out_ch, state_dict["affine.weight"].shape[1], kernel_size=k, up=up,
+        layer = cls(in_ch, state_dict["affine.weight"].shape[1], out_channels=out_ch, kernel_size=k, up=up,
                     demodulate=demodulate, **kw)
         layer.load_state_dict({k: v for k, v in state_dict.items() if k not in _STYLEGAN2_EXTRA}, strict=True)
         return layer
