@@ -348,15 +348,15 @@ def film(x: Tensor, gamma: Tensor, beta: Tensor, *, channel_dim: int = 1, plain_
     return modulate(x, gamma, beta, plain_gamma=plain_gamma)
 
 
-def _fir_upsample2x(x: Tensor, channels: int) -> Tensor:
-    """StyleGAN2's low-pass after the stride-2 transposed conv: ``[1, 3, 3, 1]``² / 64, gain 4, pad 1."""
+def _fir_1331(x: Tensor, channels: int, pad: int, gain: float) -> Tensor:
+    """StyleGAN2's resampling low-pass, ``[1, 3, 3, 1]``² / 64 · ``gain``, after ``pad`` zeros each side."""
     taps = torch.tensor([1.0, 3.0, 3.0, 1.0], dtype=x.dtype, device=x.device)
-    kernel = (torch.outer(taps, taps) * (4.0 / 64.0)).expand(channels, 1, 4, 4)
-    return F.conv2d(F.pad(x, (1, 1, 1, 1)), kernel, groups=channels)
+    kernel = (torch.outer(taps, taps) * (gain / 64.0)).expand(channels, 1, 4, 4)
+    return F.conv2d(F.pad(x, (pad, pad, pad, pad)), kernel, groups=channels)
 
 
 def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: bool = True,
-                     up: int = 1, eps: float = 1e-8, grouped: bool | None = None) -> Tensor:
+                     up: int = 1, down: int = 1, eps: float = 1e-8, grouped: bool | None = None) -> Tensor:
     r"""StyleGAN2's modulated convolution: per-sample weights scaled by the styles, then demodulated.
 
     .. math::
@@ -373,40 +373,48 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: b
     ``up=2`` is StyleGAN2's upsampling convolution (``conv2d_resample`` with a 3×3 kernel): a
     stride-2 transposed convolution with the (unflipped) modulated weights, output ``2H + 1``,
     followed by the ``[1, 3, 3, 1]`` ⊗ ``[1, 3, 3, 1]`` / 64 low-pass with gain 4 and one pixel of
-    zero padding each side, output ``2H``. Padding is ``k // 2`` for ``up=1``.
+    zero padding each side, output ``2H``. ``down=2`` is its downsampling path: the same low-pass
+    (gain 1) after two pixels of zero padding each side, then the convolution with stride 2 and no
+    padding, output ``H / 2`` (even ``H``). Padding is ``k // 2`` otherwise.
 
     Args:
         x: ``(N, I, H, W)``.
-        weight: ``(O, I, k, k)`` shared weights (odd ``k``; ``k = 3`` for ``up=2``).
+        weight: ``(O, I, k, k)`` shared weights (odd ``k``; ``k = 3`` to resample).
         styles: ``(N, I)`` per-sample input-channel scales.
         demodulate: divide each output channel by its weight norm (StyleGAN2); off for toRGB.
         up: 1 or 2.
+        down: 1 or 2 (not both 2).
         eps: added to the squared norm (StyleGAN2's 1e-8).
         grouped: one grouped convolution (True), the activation form (False), or automatic (None).
 
     Returns:
-        ``(N, O, H·up, W·up)``.
+        ``(N, O, H·up/down, W·up/down)``.
 
     Raises:
-        ValueError: for ``up`` not in (1, 2), or ``up=2`` with a kernel other than 3×3.
+        ValueError: for other ``up``/``down`` factors, or resampling with a kernel other than 3×3.
 
     Example:
         >>> x, w, s = torch.randn(2, 4, 8, 8), torch.randn(6, 4, 3, 3), torch.rand(2, 4) + 0.5
         >>> modulated_conv2d(x, w, s).shape, modulated_conv2d(x, w, s, up=2).shape
         (torch.Size([2, 6, 8, 8]), torch.Size([2, 6, 16, 16]))
+        >>> modulated_conv2d(x, w, s, down=2).shape
+        torch.Size([2, 6, 4, 4])
     """
     out_ch, in_ch, kh, kw = (int(d) for d in weight.shape)  # static: exporters need the kernel shapes
-    if up not in (1, 2) or (up == 2 and (kh, kw) != (3, 3)):
-        raise ValueError(f"modulated_conv2d: up must be 1, or 2 with a 3×3 kernel, got up={up} and a "
-                         f"{kh}×{kw} kernel")
+    if (up, down) not in ((1, 1), (2, 1), (1, 2)) or (up * down > 1 and (kh, kw) != (3, 3)):
+        raise ValueError(f"modulated_conv2d: up/down must be 1, or one of them 2 with a 3×3 kernel, got "
+                         f"up={up}, down={down} and a {kh}×{kw} kernel")
+    if down == 2:
+        x = _fir_1331(x, in_ch, pad=2, gain=1.0)
+    stride, padding = (2, 0) if down == 2 else (1, kh // 2)
     w = weight.unsqueeze(0) * styles[:, None, :, None, None]  # (N, O, I, k, k)
     dcoefs = torch.rsqrt(w.square().sum((2, 3, 4)) + eps) if demodulate else None  # (N, O)
     if grouped is None:
         grouped = not (_plain_operators_only() or torch.onnx.is_in_onnx_export())
     if not grouped:
         x = x * styles[:, :, None, None]
-        x = F.conv2d(x, weight, padding=kh // 2) if up == 1 else F.conv_transpose2d(x, weight.transpose(0, 1),
-                                                                                      stride=2)
+        x = F.conv2d(x, weight, stride=stride, padding=padding) if up == 1 else \
+            F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
         x = x if dcoefs is None else x * dcoefs[:, :, None, None]
     else:
         n = x.shape[0]
@@ -414,11 +422,11 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: b
             w = w * dcoefs[:, :, None, None, None]
         x = x.reshape(1, -1, *x.shape[2:])
         if up == 1:
-            x = F.conv2d(x, w.reshape(-1, in_ch, kh, kw), padding=kh // 2, groups=n)
+            x = F.conv2d(x, w.reshape(-1, in_ch, kh, kw), stride=stride, padding=padding, groups=n)
         else:
             x = F.conv_transpose2d(x, w.transpose(1, 2).reshape(-1, out_ch, kh, kw), stride=2, groups=n)
         x = x.reshape(n, out_ch, *x.shape[2:])
-    return x if up == 1 else _fir_upsample2x(x, out_ch)
+    return x if up == 1 else _fir_1331(x, out_ch, pad=1, gain=4.0)
 
 
 def resize_segmap(segmap: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:

@@ -76,13 +76,14 @@ class ModulatedConv2d(nn.Module):
         kernel_size: odd kernel size (3; 1 for toRGB).
         demodulate: demodulate the weights (StyleGAN2's synthesis layers; not toRGB).
         up: 1, or 2 for StyleGAN2's upsampling conv (3×3 kernels only).
+        down: 1, or 2 for its downsampling conv (low-pass, then stride 2; 3×3 kernels only).
         device: parameter device.
         dtype: parameter dtype.
 
     Shape:
         - x: ``(N, I, H, W)``
         - style: ``(N, style_dim)``
-        - output: ``(N, O, H·up, W·up)``
+        - output: ``(N, O, H·up/down, W·up/down)``
 
     Example:
         >>> layer = ModulatedConv2d(16, out_channels=32, style_dim=64)
@@ -102,15 +103,16 @@ class ModulatedConv2d(nn.Module):
         kernel_size: int = 3,
         demodulate: bool = True,
         up: int = 1,
+        down: int = 1,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError(f"ModulatedConv2d: kernel_size must be odd, got {kernel_size}")
-        if up not in (1, 2) or (up == 2 and kernel_size != 3):
-            raise ValueError(f"ModulatedConv2d: up must be 1, or 2 with kernel_size=3, got up={up}, "
-                             f"kernel_size={kernel_size}")
+        if (up, down) not in ((1, 1), (2, 1), (1, 2)) or (up * down > 1 and kernel_size != 3):
+            raise ValueError(f"ModulatedConv2d: up/down must be 1, or one of them 2 with kernel_size=3, got "
+                             f"up={up}, down={down}, kernel_size={kernel_size}")
         dd = {"device": device, "dtype": dtype}
         out_channels = out_channels or num_features
         self.num_features = num_features
@@ -118,13 +120,14 @@ class ModulatedConv2d(nn.Module):
         self.style_dim = style_dim
         self.demodulate = demodulate
         self.up = up
+        self.down = down
         self.affine = EqualLinear(style_dim, num_features, bias_init=1.0, **dd)
         self.weight = nn.Parameter(torch.randn(out_channels, num_features, kernel_size, kernel_size, **dd))
         self.bias = nn.Parameter(torch.zeros(out_channels, **dd))
         self.weight_gain = 1.0 / math.sqrt(num_features * kernel_size * kernel_size)
 
     @classmethod
-    def from_stylegan2_state_dict(cls, state_dict: dict[str, Tensor], *, up: int = 1, demodulate: bool = True,
+    def from_stylegan2_state_dict(cls, state_dict: dict[str, Tensor], *, demodulate: bool = True,
                                   **kw: Any) -> ModulatedConv2d:
         """Build the layer from a StyleGAN2/3 ``SynthesisLayer``/``ToRGBLayer`` state dict (strict load).
 
@@ -135,10 +138,10 @@ class ModulatedConv2d(nn.Module):
             >>> sd = ModulatedConv2d(4, out_channels=6, style_dim=8).state_dict()
             >>> layer = ModulatedConv2d.from_stylegan2_state_dict({**sd, "noise_strength": torch.zeros([])})
             >>> layer.extra_repr()
-            '4, out_channels=6, style_dim=8, kernel_size=3, demodulate=True, up=1'
+            '4, out_channels=6, style_dim=8, kernel_size=3, demodulate=True, up=1, down=1'
         """
         out_ch, in_ch, k, _ = state_dict["weight"].shape
-        layer = cls(in_ch, state_dict["affine.weight"].shape[1], out_channels=out_ch, kernel_size=k, up=up,
+        layer = cls(in_ch, state_dict["affine.weight"].shape[1], out_channels=out_ch, kernel_size=k,
                     demodulate=demodulate, **kw)
         layer.load_state_dict({k: v for k, v in state_dict.items() if k not in _STYLEGAN2_EXTRA}, strict=True)
         return layer
@@ -155,11 +158,12 @@ class ModulatedConv2d(nn.Module):
         check_shape(style, ("N", "D"), f"{name} style", {"N": sizes["N"], "D": self.style_dim})
         check_finite(style, f"{name} style")
         out = modulated_conv2d(x, self.weight.to(x.dtype), self.styles(style).to(x.dtype),
-                               demodulate=self.demodulate, up=self.up)
+                               demodulate=self.demodulate, up=self.up, down=self.down)
         return out + self.bias.to(out.dtype)[:, None, None]
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, out_channels={self.out_channels}, style_dim={self.style_dim}, "
-                f"kernel_size={self.weight.shape[-1]}, demodulate={self.demodulate}, up={self.up}")
+                f"kernel_size={self.weight.shape[-1]}, demodulate={self.demodulate}, up={self.up}, "
+                f"down={self.down}")
 
 

@@ -214,6 +214,11 @@ CASES: list[LayerCase] = [
         lambda: (_x(), _vec()),
     ),
     LayerCase(
+        "ModulatedConv2d-down",
+        lambda: randomize_(condnorm.ModulatedConv2d(8, out_channels=6, style_dim=6, down=2)),
+        lambda: (_x(), _vec()),
+    ),
+    LayerCase(
         "SPADEGroupNorm",
         lambda: randomize_(condnorm.SPADEGroupNorm(8, label_nc=5, emb_dim=6, num_groups=4, hidden=16)),
         lambda: (_x(), _onehot(2, 5, 16, 16), _vec()),

@@ -27,7 +27,7 @@ def _blur_1331(x):
     return F.conv2d(x, taps.view(1, 1, 4, 1).repeat(c, 1, 1, 1), groups=c)
 
 
-def _per_sample(x, weight, styles, demodulate=True, up=1):
+def _per_sample(x, weight, styles, demodulate=True, up=1, down=1):
     """One sample at a time: w' = w·s_i; w'' = w' / sqrt(Σ_{i,k} w'² + 1e-8); then an ordinary conv."""
     outs = []
     k = weight.shape[-1]
@@ -35,7 +35,9 @@ def _per_sample(x, weight, styles, demodulate=True, up=1):
         w = weight * styles[n].view(1, -1, 1, 1)
         if demodulate:
             w = w / torch.sqrt((w * w).sum(dim=(1, 2, 3), keepdim=True) + 1e-8)
-        if up == 1:
+        if down == 2:  # low-pass (gain 1) after two pixels of padding, then a stride-2 conv
+            outs.append(F.conv2d(_blur_1331(F.pad(x[n : n + 1], (1, 1, 1, 1))) / 4, w, stride=2))
+        elif up == 1:
             outs.append(F.conv2d(x[n : n + 1], w, padding=k // 2))
         else:  # transposed stride-2 conv = zero insertion + full padding + flipped kernel
             outs.append(_blur_1331(F.conv2d(_zero_insert(x[n : n + 1]), w.flip(2, 3), padding=k - 1)))
@@ -44,12 +46,12 @@ def _per_sample(x, weight, styles, demodulate=True, up=1):
 
 @pytest.mark.parametrize("grouped", [True, False])
 @pytest.mark.parametrize("demodulate", [True, False])
-@pytest.mark.parametrize("up", [1, 2])
-def test_functional_matches_per_sample_loop(demodulate: bool, up: int, grouped: bool) -> None:
-    x, w, s = rand(3, 4, 6, 5), rand(5, 4, 3, 3, seed=1), rand(3, 4, seed=2) + 1.5
-    out = modulated_conv2d(x, w, s, demodulate=demodulate, up=up, grouped=grouped)
-    assert out.shape == (3, 5, 6 * up, 5 * up)
-    torch.testing.assert_close(out, _per_sample(x, w, s, demodulate, up), atol=1e-5, rtol=1e-5)
+@pytest.mark.parametrize("up, down", [(1, 1), (2, 1), (1, 2)])
+def test_functional_matches_per_sample_loop(demodulate: bool, up: int, down: int, grouped: bool) -> None:
+    x, w, s = rand(3, 4, 6, 8), rand(5, 4, 3, 3, seed=1), rand(3, 4, seed=2) + 1.5
+    out = modulated_conv2d(x, w, s, demodulate=demodulate, up=up, down=down, grouped=grouped)
+    assert out.shape == (3, 5, 6 * up // down, 8 * up // down)
+    torch.testing.assert_close(out, _per_sample(x, w, s, demodulate, up, down), atol=1e-5, rtol=1e-5)
 
 
 def test_stylegan2_synthesis_layer_state_dict_and_forward() -> None:
@@ -69,7 +71,7 @@ def test_stylegan2_synthesis_layer_state_dict_and_forward() -> None:
     styles = w @ (sd["affine.weight"] / math.sqrt(w_dim)).T + sd["affine.bias"]
     expected = _per_sample(x, sd["weight"], styles) + sd["bias"].view(1, -1, 1, 1)
     torch.testing.assert_close(layer(x, w), expected, atol=1e-5, rtol=1e-5)
-    up = condnorm.ModulatedConv2d.from_stylegan2_state_dict(sd, up=2)
+    up = condnorm.ModulatedConv2d.from_stylegan2_state_dict(sd, up=2)  # conv0 of a SynthesisBlock
     torch.testing.assert_close(
         up(x, w),
         _per_sample(x, sd["weight"], styles, up=2) + sd["bias"].view(1, -1, 1, 1),
@@ -127,9 +129,9 @@ def test_errors() -> None:
         layer(rand(2, 3, 5, 5), rand(2, 3))
     with pytest.raises(ValueError, match=r"style: expected shape \(N=2, D=3\)"):
         layer(rand(2, 4, 5, 5), rand(2, 4))
-    with pytest.raises(ValueError, match="up must be 1, or 2 with kernel_size=3"):
+    with pytest.raises(ValueError, match="up/down must be 1, or one of them 2 with kernel_size=3"):
         condnorm.ModulatedConv2d(4, out_channels=5, style_dim=3, kernel_size=1, up=2)
     with pytest.raises(ValueError, match="kernel_size must be odd"):
         condnorm.ModulatedConv2d(4, out_channels=5, style_dim=3, kernel_size=2)
-    with pytest.raises(ValueError, match="up must be 1, or 2 with a 3×3 kernel"):
+    with pytest.raises(ValueError, match="up/down must be 1, or one of them 2 with a 3×3 kernel"):
         modulated_conv2d(rand(1, 4, 5, 5), rand(5, 4, 3, 3), rand(1, 4), up=4)
