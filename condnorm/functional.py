@@ -20,10 +20,12 @@ from .graph_mode import exporting_onnx, exporting_program
 __all__ = [
     "adain",
     "calc_mean_std",
+    "film",
     "inject_noise",
     "labels_to_onehot",
     "mix_table",
     "modulate",
+    "modulated_conv2d",
     "paint_columns",
     "region_average_pool",
     "region_broadcast",
@@ -165,7 +167,7 @@ def modulate(normalized: Tensor, gamma: Tensor, beta: Tensor, *, plain_gamma: bo
     the plain form is CLADE's and Dumoulin et al.'s CIN.
 
     Args:
-        normalized: ``(N, C, H, W)``.
+        normalized: ``(N, C, H, W)``, or any shape the two below broadcast to (tokens ``(N, T, C)``).
         gamma: scale, broadcastable to ``normalized`` (``(N, C, 1, 1)`` or ``(N, C, H, W)``).
         beta: shift, broadcastable likewise.
         plain_gamma: use ``γ`` instead of ``1 + γ``.
@@ -180,6 +182,124 @@ def modulate(normalized: Tensor, gamma: Tensor, beta: Tensor, *, plain_gamma: bo
     """
     scale = gamma if plain_gamma else gamma + 1.0
     return torch.addcmul(beta, normalized, scale)
+
+
+def film(x: Tensor, gamma: Tensor, beta: Tensor, *, channel_dim: int = 1, plain_gamma: bool = True) -> Tensor:
+    r"""Feature-wise linear modulation: one scale and shift per sample and channel, any layout.
+
+    .. math::
+        \mathrm{out} = \gamma \odot x + \beta \quad\text{or}\quad (1 + \gamma) \odot x + \beta
+
+    ``γ`` and ``β`` are ``(N, C)`` and broadcast over every other dimension of ``x``: the channel
+    axis is ``channel_dim`` (1 for ``(N, C, ...)``, -1 for channels-last ``(N, T, C)``). This is the
+    step every vector-conditioned layer ends with (AdaGN, adaLN, FiLM); it calls :func:`modulate`.
+
+    Args:
+        x: ``(N, C, *)`` or ``(N, *, C)``.
+        gamma: ``(N, C)`` scale.
+        beta: ``(N, C)`` shift.
+        channel_dim: 1 (channels first) or -1 (channels last).
+        plain_gamma: ``γ x + β`` (FiLM's form, the default) instead of ``(1 + γ) x + β``.
+
+    Returns:
+        ``x``'s shape.
+
+    Raises:
+        ValueError: for a ``channel_dim`` other than 1 or -1.
+
+    Example:
+        >>> x = torch.ones(2, 5, 3)  # (N, T, C)
+        >>> film(x, torch.full((2, 3), 2.0), torch.ones(2, 3), channel_dim=-1)[0, 0]
+        tensor([3., 3., 3.])
+    """
+    if channel_dim not in (1, -1):
+        raise ValueError(f"film: channel_dim must be 1 (channels first) or -1 (channels last), "
+                         f"got {channel_dim}")
+    for _ in range(x.dim() - 2):  # unsqueeze (not view): traced graphs keep the batch dynamic
+        gamma, beta = (gamma.unsqueeze(-1), beta.unsqueeze(-1)) if channel_dim == 1 else \
+            (gamma.unsqueeze(1), beta.unsqueeze(1))
+    return modulate(x, gamma, beta, plain_gamma=plain_gamma)
+
+
+def _fir_1331(x: Tensor, channels: int, pad: int, gain: float) -> Tensor:
+    """StyleGAN2's resampling low-pass, ``[1, 3, 3, 1]``² / 64 · ``gain``, after ``pad`` zeros each side."""
+    taps = torch.tensor([1.0, 3.0, 3.0, 1.0], dtype=x.dtype, device=x.device)
+    kernel = (torch.outer(taps, taps) * (gain / 64.0)).expand(channels, 1, 4, 4)
+    return F.conv2d(F.pad(x, (pad, pad, pad, pad)), kernel, groups=channels)
+
+
+def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: bool = True,
+                     up: int = 1, down: int = 1, eps: float = 1e-8, grouped: bool | None = None) -> Tensor:
+    r"""StyleGAN2's modulated convolution: per-sample weights scaled by the styles, then demodulated.
+
+    .. math::
+        w'_{n,o,i,k} = s_{n,i}\, w_{o,i,k}, \qquad
+        w''_{n,o,i,k} = w'_{n,o,i,k} \Big/ \sqrt{\textstyle\sum_{i,k} w'^2_{n,o,i,k} + \epsilon}
+
+    By default (``grouped=None``), in eager mode and under ``torch.compile``, the whole batch runs
+    as **one grouped convolution** (the batch folded into the channels, ``groups = N``). While
+    TorchScript traces or ``torch.export``/ONNX exports, where ``groups`` would freeze the batch
+    size, the same result comes from the equivalent activation form (StyleGAN2's
+    ``fused_modconv=False``): ``x · s``, the shared convolution, then the per-output
+    demodulation coefficient. ``grouped=True``/``False`` picks one form explicitly.
+
+    ``up=2`` is StyleGAN2's upsampling convolution (``conv2d_resample`` with a 3×3 kernel): a
+    stride-2 transposed convolution with the (unflipped) modulated weights, output ``2H + 1``,
+    followed by the ``[1, 3, 3, 1]`` ⊗ ``[1, 3, 3, 1]`` / 64 low-pass with gain 4 and one pixel of
+    zero padding each side, output ``2H``. ``down=2`` is its downsampling path: the same low-pass
+    (gain 1) after two pixels of zero padding each side, then the convolution with stride 2 and no
+    padding, output ``H / 2`` (even ``H``). Padding is ``k // 2`` otherwise.
+
+    Args:
+        x: ``(N, I, H, W)``.
+        weight: ``(O, I, k, k)`` shared weights (odd ``k``; ``k = 3`` to resample).
+        styles: ``(N, I)`` per-sample input-channel scales.
+        demodulate: divide each output channel by its weight norm (StyleGAN2); off for toRGB.
+        up: 1 or 2.
+        down: 1 or 2 (not both 2).
+        eps: added to the squared norm (StyleGAN2's 1e-8).
+        grouped: one grouped convolution (True), the activation form (False), or automatic (None).
+
+    Returns:
+        ``(N, O, H·up/down, W·up/down)``.
+
+    Raises:
+        ValueError: for other ``up``/``down`` factors, or resampling with a kernel other than 3×3.
+
+    Example:
+        >>> x, w, s = torch.randn(2, 4, 8, 8), torch.randn(6, 4, 3, 3), torch.rand(2, 4) + 0.5
+        >>> modulated_conv2d(x, w, s).shape, modulated_conv2d(x, w, s, up=2).shape
+        (torch.Size([2, 6, 8, 8]), torch.Size([2, 6, 16, 16]))
+        >>> modulated_conv2d(x, w, s, down=2).shape
+        torch.Size([2, 6, 4, 4])
+    """
+    out_ch, in_ch, kh, kw = (int(d) for d in weight.shape)  # static: exporters need the kernel shapes
+    if (up, down) not in ((1, 1), (2, 1), (1, 2)) or (up * down > 1 and (kh, kw) != (3, 3)):
+        raise ValueError(f"modulated_conv2d: up/down must be 1, or one of them 2 with a 3×3 kernel, got "
+                         f"up={up}, down={down} and a {kh}×{kw} kernel")
+    if down == 2:
+        x = _fir_1331(x, in_ch, pad=2, gain=1.0)
+    stride, padding = (2, 0) if down == 2 else (1, kh // 2)
+    w = weight.unsqueeze(0) * styles[:, None, :, None, None]  # (N, O, I, k, k)
+    dcoefs = torch.rsqrt(w.square().sum((2, 3, 4)) + eps) if demodulate else None  # (N, O)
+    if grouped is None:
+        grouped = not (exporting_program() or exporting_onnx())
+    if not grouped:
+        x = x * styles[:, :, None, None]
+        x = F.conv2d(x, weight, stride=stride, padding=padding) if up == 1 else \
+            F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+        x = x if dcoefs is None else x * dcoefs[:, :, None, None]
+    else:
+        n = x.shape[0]
+        if dcoefs is not None:
+            w = w * dcoefs[:, :, None, None, None]
+        x = x.reshape(1, -1, *x.shape[2:])
+        if up == 1:
+            x = F.conv2d(x, w.reshape(-1, in_ch, kh, kw), stride=stride, padding=padding, groups=n)
+        else:
+            x = F.conv_transpose2d(x, w.transpose(1, 2).reshape(-1, out_ch, kh, kw), stride=2, groups=n)
+        x = x.reshape(n, out_ch, *x.shape[2:])
+    return x if up == 1 else _fir_1331(x, out_ch, pad=1, gain=4.0)
 
 
 def resize_segmap(segmap: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:

@@ -51,6 +51,16 @@ def _vec(n: int = 2, d: int = 6, seed: int = 3) -> Tensor:
     return torch.randn(n, d, generator=torch.Generator().manual_seed(seed))
 
 
+def _tokens(n: int = 2, t: int = 10, c: int = 8, seed: int = 4) -> Tensor:
+    return torch.randn(n, t, c, generator=torch.Generator().manual_seed(seed))
+
+
+def _branches(c: int) -> dict[str, nn.Module]:
+    """Two residual branches for the gated adaLN layers (an attention stand-in and an MLP)."""
+    return {"attn": nn.Linear(c, c), "mlp": nn.Sequential(nn.Linear(c, 2 * c), nn.GELU(approximate="tanh"),
+                                                          nn.Linear(2 * c, c))}
+
+
 def _spectral_settled(module: nn.Module, *inputs: Tensor) -> nn.Module:
     """Run power iterations (training-mode forwards) so random SN weights get a valid σ estimate."""
     module.train()
@@ -132,5 +142,90 @@ CASES: list[LayerCase] = [
         "AttentiveNorm2d",
         lambda: randomize_(condnorm.AttentiveNorm2d(8, num_mixtures=4, attention="softmax")),
         lambda: (_x(),),
+    ),
+    # The modern affine branch (issue 14). Token layers take x as (N, T, C): no channels_last.
+    LayerCase(
+        "FiLM",
+        lambda: randomize_(condnorm.FiLM(8, cond_dim=6)),
+        lambda: (_x(), _vec()),
+    ),
+    LayerCase(
+        "FiLM-tokens",
+        lambda: randomize_(condnorm.FiLM(8, cond_dim=6, channel_dim=-1, plain_gamma=True)),
+        lambda: (_tokens(), _vec()),
+        channels_last=False,
+    ),
+    LayerCase(
+        "AdaGN",
+        lambda: randomize_(condnorm.AdaGN(8, emb_dim=6, num_groups=4)),
+        lambda: (_x(), _vec()),
+    ),
+    LayerCase(
+        "AdaLN",
+        lambda: randomize_(condnorm.AdaLN(8, cond_dim=6, elementwise_affine=True)),
+        lambda: (_tokens(), _vec()),
+        channels_last=False,
+    ),
+    LayerCase(
+        "AdaRMSNorm",
+        lambda: randomize_(condnorm.AdaRMSNorm(8, cond_dim=6)),
+        lambda: (_tokens(), _vec()),
+        channels_last=False,
+    ),
+    LayerCase(
+        "ConditionalLayerNorm",
+        lambda: randomize_(condnorm.ConditionalLayerNorm(8, cond_dim=6)),
+        lambda: (_tokens(), _vec()),
+        channels_last=False,
+    ),
+    LayerCase(
+        "AdaLNZero",
+        lambda: randomize_(condnorm.AdaLNZero(8, cond_dim=6, branches=_branches(8))),
+        lambda: (_tokens(), _vec()),
+        channels_last=False,
+    ),
+    LayerCase(
+        "AdaLNZero-rms",
+        lambda: randomize_(condnorm.AdaLNZero(8, cond_dim=6, branches=_branches(8), norm="rms", shift=False)),
+        lambda: (_tokens(), _vec()),
+        channels_last=False,
+    ),
+    LayerCase(
+        "AdaLNSingle",
+        lambda: randomize_(condnorm.AdaLNSingle(8, branches=_branches(8))),
+        lambda: (_tokens(), _vec(d=48)),
+        channels_last=False,
+    ),
+    LayerCase(
+        "TokenAdaLN",
+        lambda: randomize_(condnorm.TokenAdaLN(8, label_nc=5, grid_size=(2, 5), branches=_branches(8),
+                                               kernel_size=3, hidden=6)),
+        lambda: (_tokens(), _onehot(2, 5, 16, 16)),
+        channels_last=False,
+    ),
+    LayerCase(
+        "ModulatedConv2d",
+        lambda: randomize_(condnorm.ModulatedConv2d(8, out_channels=6, style_dim=6)),
+        lambda: (_x(), _vec()),
+    ),
+    LayerCase(
+        "ModulatedConv2d-up",
+        lambda: randomize_(condnorm.ModulatedConv2d(8, out_channels=6, style_dim=6, up=2)),
+        lambda: (_x(), _vec()),
+    ),
+    LayerCase(
+        "ModulatedConv2d-down",
+        lambda: randomize_(condnorm.ModulatedConv2d(8, out_channels=6, style_dim=6, down=2)),
+        lambda: (_x(), _vec()),
+    ),
+    LayerCase(
+        "SPADEGroupNorm",
+        lambda: randomize_(condnorm.SPADEGroupNorm(8, label_nc=5, emb_dim=6, num_groups=4, hidden=16)),
+        lambda: (_x(), _onehot(2, 5, 16, 16), _vec()),
+    ),
+    LayerCase(
+        "SpatialNorm",
+        lambda: randomize_(condnorm.SpatialNorm(8, zq_channels=3, num_groups=4)),
+        lambda: (_x(), _x(c=3, h=5, w=5, seed=6)),  # resized by the export tests to a size unlike x's
     ),
 ]

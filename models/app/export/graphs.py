@@ -77,7 +77,7 @@ def _condition_dims(name: str, t: Tensor, x: Tensor) -> dict[int, str]:
     spatial = range(2, t.dim()) if t.dim() == 4 else range(1, 3) if t.dim() == 3 and not \
         t.is_floating_point() else range(0)
     for d, axis in zip(spatial, ("H", "W")):
-        same = t.shape[d] == x.shape[2 if axis == "H" else 3]
+        same = x.dim() == 4 and t.shape[d] == x.shape[2 if axis == "H" else 3]
         dims[d] = axis if same else f"{name}_{axis}"
     return dims
 
@@ -92,6 +92,9 @@ def layer_spec(layer: nn.Module, *inputs: Tensor) -> GraphSpec:
 
     Give example segmaps at a size different from ``x``'s: the layers skip the (no-op) resize
     when the sizes match, and the tracing exporters freeze that branch at the example.
+
+    Token layers take ``x`` as ``(N, T, C)``: then ``T`` is dynamic too (in ``x`` and the output),
+    unless the layer has a fixed token grid (a ``grid_size`` attribute, e.g. :class:`condnorm.TokenAdaLN`).
 
     Args:
         layer: the layer, prepared (:func:`prepare_for_export`) by this function.
@@ -111,10 +114,14 @@ def layer_spec(layer: nn.Module, *inputs: Tensor) -> GraphSpec:
                          f"got {len(inputs)}")
     names = tuple(p.name for p in params[:len(inputs)])
     x = inputs[0]
-    dynamic = {names[0]: {0: "N", 2: "H", 3: "W"}}
+    if x.dim() == 3:  # tokens (N, T, C)
+        x_dims = {0: "N"} if getattr(layer, "grid_size", None) is not None else {0: "N", 1: "T"}
+    else:
+        x_dims = {0: "N", 2: "H", 3: "W"}
+    dynamic = {names[0]: x_dims}
     dynamic.update({n: _condition_dims(n, t, x) for n, t in zip(names[1:], inputs[1:])})
     return GraphSpec(prepare_for_export(layer), tuple(inputs), names, ("out",), dynamic,
-                     {"out": {0: "N", 2: "H", 3: "W"}}, {"task": "layer", "layer": type(layer).__name__})
+                     {"out": dict(x_dims)}, {"task": "layer", "layer": type(layer).__name__})
 
 
 def _random_segmap(n: int, channels: int, size: tuple[int, int], seed: int = 0) -> Tensor:
