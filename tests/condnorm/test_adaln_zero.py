@@ -8,8 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import condnorm
-from tests.condnorm.reference import layer_norm_last, rand, randomize, rms_norm_last, silu
-from tests.reference import nearest
+from tests.condnorm.reference import layer_norm_last, nearest, rand, randomize, rms_norm_last, silu
 
 
 def _branches(c: int, dtype=torch.float32) -> dict[str, nn.Module]:

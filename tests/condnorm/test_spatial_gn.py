@@ -5,8 +5,7 @@ import torch
 import torch.nn.functional as F
 
 import condnorm
-from tests.condnorm.reference import group_norm, rand, randomize, silu
-from tests.reference import nearest, onehot
+from tests.condnorm.reference import group_norm, nearest, onehot, rand, randomize, silu
 
 
 def _sdm_spade_gn(x, seg, sd, prefix=""):
