@@ -2,8 +2,36 @@
 
 The tests use tiny tensors, where a second intra-op thread only adds synchronisation cost
 (and on a shared 2-core machine, contention); one thread keeps them fast and repeatable.
+
+``--device`` / ``--dtype`` (kornia's convention) choose where and in what precision the layer
+tests that take the ``device`` / ``dtype`` fixtures build their tensors and modules, e.g.
+``pytest tests/condnorm --dtype float64``. Tests that need a precision of their own (gradcheck:
+float64) keep it.
 """
 
+import pytest
 import torch
 
 torch.set_num_threads(1)
+
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+          "float64": torch.float64}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register ``--device`` and ``--dtype``."""
+    parser.addoption("--device", default="cpu", help="device for the layer tests' tensors (default: cpu)")
+    parser.addoption("--dtype", default="float32", choices=sorted(DTYPES),
+                     help="floating dtype for the layer tests' tensors and modules (default: float32)")
+
+
+@pytest.fixture(scope="session")
+def device(pytestconfig: pytest.Config) -> torch.device:
+    """The ``--device`` the layer tests build on."""
+    return torch.device(pytestconfig.getoption("--device"))
+
+
+@pytest.fixture(scope="session")
+def dtype(pytestconfig: pytest.Config) -> torch.dtype:
+    """The ``--dtype`` the layer tests build in (the floating tensors and the modules)."""
+    return DTYPES[pytestconfig.getoption("--dtype")]

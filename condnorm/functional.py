@@ -7,6 +7,7 @@ wrappers that hold parameters and call these functions.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Union
 
 import torch
@@ -33,6 +34,7 @@ __all__ = [
 ]
 
 StyleSpec = Union[Tensor, tuple[Tensor, Tensor]]  # noqa: UP007 (runtime alias)
+NoiseSource = Union[Tensor, Callable[[int, int, int], Tensor], torch.Generator, None]  # noqa: UP007
 
 
 def _counts(feat: Tensor, unbiased: bool) -> tuple[int, int]:
@@ -493,8 +495,7 @@ def mix_table(table: Tensor, condition: Tensor, *, batch_size: int | None = None
     return torch.matmul(condition.to(table.dtype), table)
 
 
-def inject_noise(x: Tensor, scale: Tensor, noise: Tensor | torch.Generator | None = None, *,
-                 name: str = "noise") -> Tensor:
+def inject_noise(x: Tensor, scale: Tensor, noise: NoiseSource = None, *, name: str = "noise") -> Tensor:
     r"""Add SEAN's per-pixel noise: one :math:`N(0, 1)` value per pixel, scaled per channel.
 
     .. math::
@@ -503,9 +504,11 @@ def inject_noise(x: Tensor, scale: Tensor, noise: Tensor | torch.Generator | Non
     Args:
         x: ``(N, C, H, W)``.
         scale: per-channel scale ``(C,)``.
-        noise: an explicit ``(N, 1, H, W)`` draw, a ``torch.Generator`` (the draw happens on the
-            generator's device, so a CPU generator gives the same values on any device), or
-            ``None`` for torch's global generator.
+        noise: an explicit ``(N, 1, H, W)`` draw; a callable ``(N, H, W) → draw`` (how a
+            generator hands each of its layers its own explicit draw, e.g. an exported graph's
+            noise inputs); a ``torch.Generator`` (the draw happens on the generator's device, so
+            a CPU generator gives the same values on any device); or ``None`` for torch's global
+            generator.
         name: how errors name the argument.
 
     Returns:
@@ -517,6 +520,8 @@ def inject_noise(x: Tensor, scale: Tensor, noise: Tensor | torch.Generator | Non
         tensor([0., 1.])
     """
     n, _, h, w = x.shape
+    if callable(noise) and not isinstance(noise, (Tensor, torch.Generator)):
+        noise = noise(n, h, w)
     if isinstance(noise, Tensor):
         check_shape(noise, ("N", 1, "H", "W"), name, {"N": n, "H": h, "W": w})
         draw = noise.to(x.dtype)
@@ -525,6 +530,6 @@ def inject_noise(x: Tensor, scale: Tensor, noise: Tensor | torch.Generator | Non
     elif isinstance(noise, torch.Generator):
         draw = torch.randn(n, 1, h, w, generator=noise, device=noise.device, dtype=x.dtype).to(x.device)
     else:
-        raise TypeError(f"{name}: expected a (N, 1, H, W) tensor, a torch.Generator or None, "
+        raise TypeError(f"{name}: expected a (N, 1, H, W) tensor, a callable giving one, a torch.Generator or None, "
                         f"got {type(noise).__name__}")
     return torch.addcmul(x, draw, scale.view(1, -1, 1, 1))

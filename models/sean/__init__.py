@@ -1,6 +1,6 @@
 """SEAN reference networks: the region style encoder and the region-adaptive generator."""
 
 from .encoder import StyleEncoder
-from .generator import NoisySPADE, SEANGenerator
+from .generator import SEANGenerator
 
-__all__ = ["NoisySPADE", "SEANGenerator", "StyleEncoder"]
+__all__ = ["SEANGenerator", "StyleEncoder"]

@@ -3,112 +3,32 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Union
 
 import torch
 from torch import Tensor, nn
 
 import condnorm
 from condnorm._check import check_shape
-from condnorm.functional import inject_noise, modulate
-from condnorm.norm import NormSpec, make_norm
+from condnorm.norm import NormSpec
 from models.spade.blocks import ModulatedResBlock
-from models.spade.generator import SPADEGenerator
+from models.spade.generator import ModulatedGenerator
 
 from .encoder import StyleEncoder
 
-__all__ = ["NoisySPADE", "SEANGenerator"]
+__all__ = ["SEANGenerator"]
 
-NoiseSpec = torch.Generator | None
-
-
-class NoisySPADE(nn.Module):
-    r"""SEAN's ACE layer without its style branch (``use_rgb=False``, the generator's ``up_3``).
-
-    .. math::
-        \mathrm{out} = \mathrm{norm}(x + \sigma \odot z)\,(1 + \gamma(m)) + \beta(m)
-
-    with γ, β from the SPADE branch ``Spade`` (:meth:`condnorm.SPADE.gamma_beta`), and the
-    per-pixel noise ``z`` scaled by the per-channel ``noise_var`` exactly as in
-    :class:`condnorm.RAIN`. Style codes are accepted and ignored, so the layer plugs in
-    wherever a RAIN layer does. SEAN's checkpoint also holds this layer's unused
-    ``blending_gamma``/``blending_beta`` and ``Spade.param_free_norm`` buffers: they are
-    accepted and dropped when loading.
-
-    Args:
-        num_features: C, channels of ``x``.
-        label_nc: L, channels of the semantic map.
-        norm: the parameter-free normalizer (see :func:`condnorm.make_norm`).
-        hidden: width of the SPADE branch's shared embedding (128).
-        kernel_size: kernel of the SPADE convolutions (3).
-        noise: inject noise scaled by the learned ``noise_var`` (0 at init).
-        device: parameter device.
-        dtype: parameter dtype.
-        **norm_kw: passed to the normalizer.
-
-    Shape:
-        - x: ``(N, C, H, W)``; segmap: ``(N, L, H', W')``; output: ``(N, C, H, W)``
-
-    Example:
-        >>> layer = NoisySPADE(8, label_nc=3, hidden=16)
-        >>> layer(torch.randn(2, 8, 4, 4), torch.rand(2, 3, 16, 16), None, torch.Generator()).shape
-        torch.Size([2, 8, 4, 4])
-    """
-
-    def __init__(
-        self,
-        num_features: int,
-        label_nc: int,
-        *,
-        norm: NormSpec = "batch",
-        hidden: int = 128,
-        kernel_size: int = 3,
-        noise: bool = True,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-        **norm_kw: Any,
-    ) -> None:
-        super().__init__()
-        dd = {"device": device, "dtype": dtype}
-        self.num_features, self.label_nc = num_features, label_nc
-        self.noise_var = nn.Parameter(torch.zeros(num_features, **dd)) if noise else None
-        self.param_free_norm = make_norm(norm, num_features, **norm_kw, **dd)
-        self.Spade = condnorm.SPADE(num_features, label_nc, norm="none", kernel_size=kernel_size,
-                                    hidden=hidden, **dd)
-
-    def forward(self, x: Tensor, segmap: Tensor, style_codes: Tensor | None = None,
-                noise: Tensor | NoiseSpec = None) -> Tensor:
-        """Normalise ``x`` (plus noise) and modulate it with SPADE's γ, β; ``style_codes`` is unused."""
-        sizes = check_shape(x, ("N", "C", "H", "W"), "NoisySPADE x", {"C": self.num_features})
-        check_shape(segmap, ("N", "L", "H'", "W'"), "NoisySPADE segmap",
-                    {"N": sizes["N"], "L": self.label_nc})
-        if self.noise_var is not None:
-            x = inject_noise(x, self.noise_var, noise, name="NoisySPADE noise")
-        elif noise is not None:
-            raise ValueError("NoisySPADE noise: this layer was built with noise=False; pass noise=None")
-        gamma, beta = self.Spade.gamma_beta(segmap.to(x.dtype), x.shape[-2:])
-        return modulate(self.param_free_norm(x), gamma, beta)
-
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
-        unused = ["blending_gamma", "blending_beta"] + [
-            f"Spade.param_free_norm.{b}" for b in ("running_mean", "running_var", "num_batches_tracked")]
-        if self.noise_var is None:
-            unused.append("noise_var")
-        for name in unused:
-            state_dict.pop(prefix + name, None)
-        super()._load_from_state_dict(state_dict, prefix, *args)
-
-    def extra_repr(self) -> str:
-        return f"{self.num_features}, label_nc={self.label_nc}, noise={self.noise_var is not None}"
+NoiseSpec = Union[torch.Generator, Sequence[Tensor], Callable[[int, int, int], Tensor], None]  # noqa: UP007
 
 
-class SEANGenerator(SPADEGenerator):
+class SEANGenerator(ModulatedGenerator):
     r"""Mask-to-image generator whose every region takes its style from a code (SEAN).
 
-    The layer stack is :class:`~models.spade.SPADEGenerator`'s (``fc`` on the downsampled
-    segmap, ``head_0`` … ``up_3``, ``conv_img``, tanh) with every conditional norm a
-    :class:`condnorm.RAIN` fed the per-region style codes ``(N, L, style_dim)``, except in
-    ``up_3``, which SEAN builds without the style branch (:class:`NoisySPADE`). The codes come
+    The layer stack is the SPADE generator's (:class:`~models.spade.ModulatedGenerator`: ``fc``
+    on the downsampled segmap, ``head_0`` … ``up_3``, ``conv_img``, tanh) with every conditional
+    norm a :class:`condnorm.RAIN` fed the per-region style codes ``(N, L, style_dim)``, except in
+    ``up_3``, which SEAN builds without the style branch (``RAIN(style_branch=False)``). The codes come
     from the style encoder ``Zencoder`` (:class:`StyleEncoder`) run on a style image and the
     segmap, or are given directly, e.g. mixed per region from several references.
 
@@ -121,7 +41,9 @@ class SEANGenerator(SPADEGenerator):
     PyTorch's default initialisation (the backbone convs get SPADE's xavier(0.02)).
 
     Noise is injected in training and evaluation, as in SEAN. Pass a seeded
-    ``torch.Generator`` as ``noise`` for reproducible images, or build with ``noise=False``.
+    ``torch.Generator`` as ``noise`` for reproducible images, the draws themselves (one
+    ``(N, 1, h, w)`` map per noisy layer, in :meth:`noise_shapes` order: what an exported graph
+    takes as inputs), or build with ``noise=False``.
 
     Args:
         label_nc: L, channels of the segmap; every channel is a region with its own code.
@@ -173,16 +95,18 @@ class SEANGenerator(SPADEGenerator):
         dtype: torch.dtype | None = None,
     ) -> None:
         dd = {"device": device, "dtype": dtype}
-        shared = dict(label_nc=label_nc, norm=norm, hidden=hidden, kernel_size=kernel_size, noise=noise, **dd)
-        rain = functools.partial(condnorm.RAIN, style_dim=style_dim, **shared)
-        spade_only = functools.partial(NoisySPADE, **shared)
+        rain = functools.partial(condnorm.RAIN, label_nc=label_nc, style_dim=style_dim, norm=norm, hidden=hidden,
+                                 kernel_size=kernel_size, noise=noise, **dd)
 
         def block(name: str, fin: int, fout: int) -> nn.Module:
-            norm_layer = spade_only if name == "up_3" else rain
+            norm_layer = functools.partial(rain, style_branch=name != "up_3")  # SEAN: up_3 has no style branch
             return ModulatedResBlock(fin, fout, norm_layer, spectral=spectral, norm_prefix="ace", **dd)
 
+        def fc(channels: int, sh: int, sw: int) -> nn.Module:
+            return nn.Conv2d(label_nc, channels, 3, padding=1, **dd)
+
         super().__init__(label_nc, ngf=ngf, crop_size=crop_size, aspect_ratio=aspect_ratio,
-                         num_upsampling_layers=num_upsampling_layers, spectral=spectral, block=block, **dd)
+                         num_upsampling_layers=num_upsampling_layers, block=block, fc=fc, **dd)
         self.label_nc, self.style_dim = label_nc, style_dim
         self.Zencoder = StyleEncoder(style_dim=style_dim, ngf=encoder_ngf, **dd)
 
@@ -198,13 +122,15 @@ class SEANGenerator(SPADEGenerator):
             segmap: one-hot (or soft) semantic map, see Shape.
             style_image: encode the codes from this image under ``segmap`` (reconstruction).
             style_codes: the codes themselves; exactly one of the two is required.
-            noise: a ``torch.Generator`` for the RAIN noise (fresh draws when None).
+            noise: a ``torch.Generator`` for the RAIN noise (fresh draws when None), or the draws
+                themselves, one ``(N, 1, h, w)`` map per noisy layer in :meth:`noise_shapes` order.
 
         Returns:
             The image ``(N, 3, H, W)`` in ``[-1, 1]``.
         """
-        self._check_inputs(segmap, None)  # SPADEGenerator's checks: channels and spatial size
-        sizes = check_shape(segmap, ("N", "L", "H", "W"), "SEANGenerator segmap (a dense map)")
+        sizes = check_shape(segmap, ("N", "L", "H", "W"), "SEANGenerator segmap (a dense map)",
+                            {"L": self.label_nc})
+        self.check_size(sizes["H"], sizes["W"], "SEANGenerator segmap")
         if (style_image is None) == (style_codes is None):
             raise ValueError("SEANGenerator: pass exactly one of style_image= (encoded under segmap) or "
                              "style_codes= (N, label_nc, style_dim)")
@@ -215,8 +141,35 @@ class SEANGenerator(SPADEGenerator):
         check_shape(style_codes, ("N", "L", "D"), "SEANGenerator style_codes",
                     {"N": sizes["N"], "L": self.label_nc, "D": self.style_dim})
         pyramid = self.segmap_pyramid(segmap)
-        return self.synthesize(self.fc(pyramid[0]), pyramid, style_codes, noise)
+        if not isinstance(noise, (Sequence, Tensor)):
+            return self.synthesize(self.fc(pyramid[0]), pyramid, style_codes, noise)
+        draws = iter(noise)
+        image = self.synthesize(self.fc(pyramid[0]), pyramid, style_codes, lambda n, h, w: _next_draw(draws))
+        if next(draws, None) is not None:
+            raise ValueError(f"SEANGenerator noise: got {len(noise)} noise maps for {len(self.noise_shapes())} "
+                             "noisy layers")
+        return image
 
-    def norms(self) -> list[nn.Module]:
-        """The RAIN (and ``up_3``'s :class:`NoisySPADE`) layers of all blocks."""
-        return [m for b in self.blocks() for m in b.norms()]
+    @torch.no_grad()
+    def noise_shapes(self) -> list[tuple[int, int]]:
+        """``(h, w)`` of the noise map each noisy layer draws, in the order they draw them."""
+        shapes: list[tuple[int, int]] = []
+
+        def record(n: int, h: int, w: int) -> Tensor:
+            shapes.append((h, w))
+            return self.conv_img.weight.new_zeros(n, 1, h, w)
+
+        was_training = self.training
+        seg = self.conv_img.weight.new_zeros(1, self.label_nc, *self.output_size)
+        try:
+            self.eval()(seg, style_codes=seg.new_zeros(1, self.label_nc, self.style_dim), noise=record)
+        finally:
+            self.train(was_training)
+        return shapes
+
+
+def _next_draw(draws: Iterator[Tensor]) -> Tensor:
+    draw = next(draws, None)
+    if draw is None:
+        raise ValueError("SEANGenerator noise: fewer noise maps than noisy layers; see noise_shapes()")
+    return draw

@@ -3,11 +3,12 @@
 from .blocks import ModulatedResBlock, maybe_spectral_norm, xavier_init_
 from .discriminator import MultiscaleDiscriminator, NLayerDiscriminator
 from .encoder import ConvEncoder, reparameterize
-from .generator import NUM_UPSAMPLINGS, SPADEGenerator
+from .generator import NUM_UPSAMPLINGS, ModulatedGenerator, SPADEGenerator
 
 __all__ = [
     "NUM_UPSAMPLINGS",
     "ConvEncoder",
+    "ModulatedGenerator",
     "ModulatedResBlock",
     "MultiscaleDiscriminator",
     "NLayerDiscriminator",

@@ -18,12 +18,137 @@ from condnorm.semantic_map import SemanticMap, label_conv2d
 
 from .blocks import ModulatedResBlock, xavier_init_
 
-__all__ = ["NUM_UPSAMPLINGS", "SPADEGenerator"]
+__all__ = ["NUM_UPSAMPLINGS", "ModulatedGenerator", "SPADEGenerator"]
 
 NUM_UPSAMPLINGS = {"normal": 5, "more": 6, "most": 7}
 
 
-class SPADEGenerator(nn.Module):
+class ModulatedGenerator(nn.Module):
+    """The backbone the SPADE-family generators share: ``fc``, the modulated residual blocks, ``conv_img``.
+
+    It builds the official layer stack (see :class:`SPADEGenerator`) with the block and ``fc``
+    factories it is given, and runs it from a latent map (:meth:`synthesize`); each generator
+    adds its own inputs and ``forward`` (:class:`SPADEGenerator`: a segmap and ``z``;
+    :class:`models.sean.SEANGenerator`: a segmap and region style codes).
+
+    Args:
+        semantic_nc: channels of the semantic map.
+        ngf: base width.
+        crop_size: output width before rounding to a multiple of ``2**n``.
+        aspect_ratio: width / height.
+        num_upsampling_layers: ``"normal"`` (5), ``"more"`` (6) or ``"most"`` (7).
+        block: ``block(name, fin, fout)`` builds each residual block.
+        fc: ``fc(latent_channels, sh, sw)`` builds the first layer.
+        device: device of ``conv_img`` (the factories place their own modules).
+        dtype: dtype of ``conv_img``.
+    """
+
+    def __init__(
+        self,
+        semantic_nc: int,
+        *,
+        ngf: int,
+        crop_size: int,
+        aspect_ratio: float,
+        num_upsampling_layers: str,
+        block: Callable[[str, int, int], nn.Module],
+        fc: Callable[[int, int, int], nn.Module],
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if num_upsampling_layers not in NUM_UPSAMPLINGS:
+            raise ValueError(f"{type(self).__name__}: num_upsampling_layers must be one of "
+                             f"{list(NUM_UPSAMPLINGS)}, got {num_upsampling_layers!r}")
+        n = NUM_UPSAMPLINGS[num_upsampling_layers]
+        sw = crop_size // 2**n
+        sh = round(sw / aspect_ratio)
+        if sw < 1 or sh < 1:
+            raise ValueError(f"{type(self).__name__}: crop_size={crop_size}, aspect_ratio={aspect_ratio} give a "
+                             f"{sh}x{sw} latent map with {n} upsamplings ('{num_upsampling_layers}'); "
+                             f"use crop_size >= {2**n} (and a smaller aspect_ratio)")
+        self.semantic_nc = semantic_nc
+        self.num_upsamplings, self.latent_size = n, (sh, sw)
+        self.output_size = (sh * 2**n, sw * 2**n)
+        self.latent_channels = 16 * ngf
+        nf = ngf
+        self.fc = fc(self.latent_channels, sh, sw)
+        self.head_0 = block("head_0", 16 * nf, 16 * nf)
+        self.G_middle_0 = block("G_middle_0", 16 * nf, 16 * nf)
+        self.G_middle_1 = block("G_middle_1", 16 * nf, 16 * nf)
+        self.up_0 = block("up_0", 16 * nf, 8 * nf)
+        self.up_1 = block("up_1", 8 * nf, 4 * nf)
+        self.up_2 = block("up_2", 4 * nf, 2 * nf)
+        self.up_3 = block("up_3", 2 * nf, nf)
+        final_nc = nf
+        if num_upsampling_layers == "most":
+            self.up_4 = block("up_4", nf, nf // 2)
+            final_nc = nf // 2
+        self.conv_img = nn.Conv2d(final_nc, 3, 3, padding=1, device=device, dtype=dtype)
+        # (block name, upsample before it); fixed here so forward has no branches on options.
+        self._schedule: tuple[tuple[str, bool], ...] = (
+            ("head_0", False), ("G_middle_0", True), ("G_middle_1", n >= 6), ("up_0", True),
+            ("up_1", True), ("up_2", True), ("up_3", True),
+        ) + ((("up_4", True),) if n == 7 else ())
+        self.reset_parameters()
+
+    def blocks(self) -> list[ModulatedResBlock]:
+        """The residual blocks in forward order."""
+        return [getattr(self, name) for name, _ in self._schedule]
+
+    def reset_parameters(self) -> None:
+        """Official xavier-normal(0.02) init of the backbone; the norms keep their own init."""
+        for module in [self.fc, self.conv_img] + [c for b in self.blocks() for c in b.convs()]:
+            xavier_init_(module)
+
+    def segmap_pyramid(self, segmap: Tensor | SemanticMap) -> list[Tensor | SemanticMap]:
+        """The segmap at every resolution the network runs at, from ``sh × sw`` to the output size.
+
+        Level ``k`` is the full-size map (dense, ids or :class:`condnorm.SemanticMap`)
+        nearest-resized to ``(sh·2**k, sw·2**k)``, exactly what SPADE's per-layer resize would
+        compute. With SPADE norms, each level of a :class:`condnorm.SemanticMap` carries its
+        label windows (:meth:`~condnorm.SemanticMap.with_windows`), found once for the level's
+        norms.
+        """
+        sh, sw = self.latent_size
+        sizes = [(sh << k, sw << k) for k in range(self.num_upsamplings + 1)]
+        if isinstance(segmap, SemanticMap):
+            kernels = {m.mlp_shared[0].kernel_size for m in self.norms() if isinstance(m, condnorm.SPADE)}
+            if len(kernels) != 1 or (capturing_graph() and not exporting_onnx()):
+                return [segmap.resize(size) for size in sizes]
+            # The norms of a level share its label windows: found once here, not once per norm.
+            (kernel,) = kernels
+            return [segmap.resize(size).with_windows(kernel) for size in sizes]
+        return [resize_segmap(segmap, size) for size in sizes]
+
+    def norms(self) -> list[nn.Module]:
+        """The conditional norms of all blocks."""
+        return [m for b in self.blocks() for m in b.norms()]
+
+    def check_size(self, height: int, width: int, name: str) -> None:
+        """Raise if a segmap's spatial size is not the generator's :attr:`output_size`."""
+        if (height, width) != self.output_size:
+            raise ValueError(
+                f"{name}: expected spatial size {self.output_size} (latent {self.latent_size} × "
+                f"2**{self.num_upsamplings}), got {(height, width)}; resize the segmap (nearest) or build "
+                "the generator with a matching crop_size/aspect_ratio")
+
+    def synthesize(self, x: Tensor, pyramid: list, *cond: object) -> Tensor:
+        """Run the blocks from the latent map ``x`` to the image.
+
+        Each block gets the segmap level of its resolution and then ``cond`` (e.g. SEAN's style
+        codes and noise); the output is ``tanh(conv_img(LeakyReLU(x)))``.
+        """
+        level = 0
+        for name, upsample in self._schedule:
+            if upsample:
+                x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+                level += 1
+            x = getattr(self, name)(x, pyramid[level], *cond)
+        return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
+
+
+class SPADEGenerator(ModulatedGenerator):
     r"""Mask-to-image generator: a stack of SPADE residual blocks upsampled from a small latent map.
 
     Layers, in order (``nf = ngf``; ``up`` is nearest ×2)::
@@ -71,13 +196,10 @@ class SPADEGenerator(nn.Module):
         spectral: spectral normalisation on the blocks' convs.
         kernel_size: kernel of the SPADE convs.
         norm_layer: overrides the conditional norm: ``norm_layer(C)`` must return a module called
-            as ``norm(x, segmap)``; default ``partial(condnorm.SPADE, label_nc=semantic_nc,
-            norm=norm, kernel_size=kernel_size)``.
-        block: overrides the residual blocks: ``block(name, fin, fout)`` builds block ``name``
-            (``head_0`` … ``up_4``), which is called as ``block(x, segmap, *cond)`` and has a
-            ``convs()`` method (see :class:`ModulatedResBlock`); default: a
-            :class:`ModulatedResBlock` with ``norm_layer``. Subclasses with extra conditions
-            (e.g. SEAN's style codes) pass them through :meth:`synthesize`.
+            as ``norm(x, segmap)`` (CLADE: :func:`models.spade.clade.clade_generator`); default
+            ``partial(condnorm.SPADE, label_nc=semantic_nc, norm=norm, kernel_size=kernel_size)``.
+            Generators with other conditions (SEAN's style codes) build their own
+            :class:`ModulatedGenerator`.
         device: parameter device.
         dtype: parameter dtype.
 
@@ -112,88 +234,25 @@ class SPADEGenerator(nn.Module):
         spectral: bool = True,
         kernel_size: int = 3,
         norm_layer: Callable[[int], nn.Module] | None = None,
-        block: Callable[[str, int, int], nn.Module] | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__()
-        if num_upsampling_layers not in NUM_UPSAMPLINGS:
-            raise ValueError(f"SPADEGenerator: num_upsampling_layers must be one of "
-                             f"{list(NUM_UPSAMPLINGS)}, got {num_upsampling_layers!r}")
-        n = NUM_UPSAMPLINGS[num_upsampling_layers]
-        sw = crop_size // 2**n
-        sh = round(sw / aspect_ratio)
-        if sw < 1 or sh < 1:
-            raise ValueError(f"SPADEGenerator: crop_size={crop_size}, aspect_ratio={aspect_ratio} give a "
-                             f"{sh}x{sw} latent map with {n} upsamplings ('{num_upsampling_layers}'); "
-                             f"use crop_size >= {2**n} (and a smaller aspect_ratio)")
         dd = {"device": device, "dtype": dtype}
-        self.semantic_nc, self.z_dim, self.use_vae = semantic_nc, z_dim, use_vae
-        self.num_upsamplings, self.latent_size = n, (sh, sw)
-        self.output_size = (sh * 2**n, sw * 2**n)
-        self.latent_channels = 16 * ngf
         if norm_layer is None:
             norm_layer = functools.partial(condnorm.SPADE, label_nc=semantic_nc, norm=norm,
                                            kernel_size=kernel_size, **dd)
-        if block is None:
-            def block(name: str, fin: int, fout: int) -> nn.Module:
-                return ModulatedResBlock(fin, fout, norm_layer, spectral=spectral, **dd)
-        nf = ngf
-        if use_vae:
-            self.fc = nn.Linear(z_dim, 16 * nf * sh * sw, **dd)
-        else:
-            self.fc = nn.Conv2d(semantic_nc, 16 * nf, 3, padding=1, **dd)
-        self.head_0 = block("head_0", 16 * nf, 16 * nf)
-        self.G_middle_0 = block("G_middle_0", 16 * nf, 16 * nf)
-        self.G_middle_1 = block("G_middle_1", 16 * nf, 16 * nf)
-        self.up_0 = block("up_0", 16 * nf, 8 * nf)
-        self.up_1 = block("up_1", 8 * nf, 4 * nf)
-        self.up_2 = block("up_2", 4 * nf, 2 * nf)
-        self.up_3 = block("up_3", 2 * nf, nf)
-        final_nc = nf
-        if num_upsampling_layers == "most":
-            self.up_4 = block("up_4", nf, nf // 2)
-            final_nc = nf // 2
-        self.conv_img = nn.Conv2d(final_nc, 3, 3, padding=1, **dd)
-        # (block name, upsample before it); fixed here so forward has no branches on options.
-        self._schedule: tuple[tuple[str, bool], ...] = (
-            ("head_0", False), ("G_middle_0", True), ("G_middle_1", n >= 6), ("up_0", True),
-            ("up_1", True), ("up_2", True), ("up_3", True),
-        ) + ((("up_4", True),) if n == 7 else ())
-        self.reset_parameters()
 
-    def blocks(self) -> list[ModulatedResBlock]:
-        """The residual blocks in forward order."""
-        return [getattr(self, name) for name, _ in self._schedule]
+        def block(name: str, fin: int, fout: int) -> nn.Module:
+            return ModulatedResBlock(fin, fout, norm_layer, spectral=spectral, **dd)
 
-    def reset_parameters(self) -> None:
-        """Official xavier-normal(0.02) init of the backbone; the norms keep their own init."""
-        for module in [self.fc, self.conv_img] + [c for b in self.blocks() for c in b.convs()]:
-            xavier_init_(module)
+        def fc(channels: int, sh: int, sw: int) -> nn.Module:
+            if use_vae:
+                return nn.Linear(z_dim, channels * sh * sw, **dd)
+            return nn.Conv2d(semantic_nc, channels, 3, padding=1, **dd)
 
-    def segmap_pyramid(self, segmap: Tensor | SemanticMap) -> list[Tensor | SemanticMap]:
-        """The segmap at every resolution the network runs at, from ``sh × sw`` to the output size.
-
-        Level ``k`` is the full-size map (dense, ids or :class:`condnorm.SemanticMap`)
-        nearest-resized to ``(sh·2**k, sw·2**k)``, exactly what SPADE's per-layer resize would
-        compute. With SPADE norms, each level of a :class:`condnorm.SemanticMap` carries its
-        label windows (:meth:`~condnorm.SemanticMap.with_windows`), found once for the level's
-        norms.
-        """
-        sh, sw = self.latent_size
-        sizes = [(sh << k, sw << k) for k in range(self.num_upsamplings + 1)]
-        if isinstance(segmap, SemanticMap):
-            kernels = {m.mlp_shared[0].kernel_size for m in self.norms() if isinstance(m, condnorm.SPADE)}
-            if len(kernels) != 1 or (capturing_graph() and not exporting_onnx()):
-                return [segmap.resize(size) for size in sizes]
-            # The norms of a level share its label windows: found once here, not once per norm.
-            (kernel,) = kernels
-            return [segmap.resize(size).with_windows(kernel) for size in sizes]
-        return [resize_segmap(segmap, size) for size in sizes]
-
-    def norms(self) -> list[nn.Module]:
-        """The conditional norms of all blocks."""
-        return [m for b in self.blocks() for m in b.norms()]
+        super().__init__(semantic_nc, ngf=ngf, crop_size=crop_size, aspect_ratio=aspect_ratio,
+                         num_upsampling_layers=num_upsampling_layers, block=block, fc=fc, **dd)
+        self.z_dim, self.use_vae = z_dim, use_vae
 
     def _check_inputs(self, segmap: Tensor | SemanticMap, z: Tensor | None) -> int:
         """Check the inputs; return the batch size."""
@@ -206,11 +265,7 @@ class SPADEGenerator(nn.Module):
             check_ids(labels.ids, self.semantic_nc - labels.num_extra, name + " ids")
         else:
             sizes = check_shape(segmap, ("N", "L", "H", "W"), name, {"L": self.semantic_nc})
-        if (sizes["H"], sizes["W"]) != self.output_size:
-            raise ValueError(
-                f"SPADEGenerator segmap: expected spatial size {self.output_size} (latent "
-                f"{self.latent_size} × 2**{self.num_upsamplings}), got {(sizes['H'], sizes['W'])}; "
-                "resize the segmap (nearest) or build the generator with a matching crop_size/aspect_ratio")
+        self.check_size(sizes["H"], sizes["W"], name)
         if z is not None:
             if not self.use_vae:
                 raise ValueError("SPADEGenerator: z is only used with use_vae=True")
@@ -262,17 +317,3 @@ class SPADEGenerator(nn.Module):
         else:
             x = label_conv2d(pyramid[0], self.fc.weight, self.fc.bias)
         return self.synthesize(x, pyramid)
-
-    def synthesize(self, x: Tensor, pyramid: list, *cond: object) -> Tensor:
-        """Run the blocks from the latent map ``x`` to the image.
-
-        Each block gets the segmap level of its resolution and then ``cond`` (e.g. SEAN's style
-        codes and noise); the output is ``tanh(conv_img(LeakyReLU(x)))``.
-        """
-        level = 0
-        for name, upsample in self._schedule:
-            if upsample:
-                x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-                level += 1
-            x = getattr(self, name)(x, pyramid[level], *cond)
-        return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))

@@ -7,6 +7,7 @@ TorchScript. Add a case when you add a layer.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -14,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 import condnorm
+from tests.condnorm.reference import onehot, randomize
 
 
 @dataclass
@@ -28,19 +30,8 @@ class LayerCase:
     notes: dict[str, str] = field(default_factory=dict)
 
 
-def randomize_(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Give every parameter a random value so identity-at-init cannot hide a bug."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
-    return module
-
-
-def _onehot(n: int, labels: int, h: int, w: int, seed: int = 1) -> Tensor:
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(labels, (n, h, w), generator=g)
-    return torch.nn.functional.one_hot(ids, labels).permute(0, 3, 1, 2).float()
+randomize_ = functools.partial(randomize, std=0.2)
+"""``reference.randomize`` at the scale these cases (and the older layer tests) were tuned for."""
 
 
 def _x(n: int = 2, c: int = 8, h: int = 8, w: int = 8, seed: int = 2) -> Tensor:
@@ -74,27 +65,27 @@ CASES: list[LayerCase] = [
     LayerCase(
         "SPADE",
         lambda: randomize_(condnorm.SPADE(8, label_nc=5, hidden=16)),
-        lambda: (_x(), _onehot(2, 5, 16, 16)),
+        lambda: (_x(), onehot(2, 5, 16, 16, seed=1)),
     ),
     LayerCase(  # class ids: the per-window/patch path (eager), label_conv2d (traced/compiled)
         "SPADE-ids",
         lambda: randomize_(condnorm.SPADE(8, label_nc=5, hidden=16)),
-        lambda: (_x(), _onehot(2, 5, 16, 16).argmax(1)),
+        lambda: (_x(), onehot(2, 5, 16, 16, seed=1).argmax(1)),
     ),
     LayerCase(
         "CLADE",
         lambda: randomize_(condnorm.CLADE(8, label_nc=5)),
-        lambda: (_x(), _onehot(2, 5, 16, 16)),
+        lambda: (_x(), onehot(2, 5, 16, 16, seed=1)),
     ),
     LayerCase(
         "CLADE-ids",
         lambda: randomize_(condnorm.CLADE(8, label_nc=5, plain_gamma=True)),
-        lambda: (_x(), _onehot(2, 5, 16, 16).argmax(1)),
+        lambda: (_x(), onehot(2, 5, 16, 16, seed=1).argmax(1)),
     ),
     LayerCase(  # an explicit noise map keeps the output deterministic
         "RAIN",
         lambda: randomize_(condnorm.RAIN(8, label_nc=4, style_dim=6, hidden=16)),
-        lambda: (_x(), _onehot(2, 4, 16, 16),
+        lambda: (_x(), onehot(2, 4, 16, 16, seed=1),
                  torch.randn(2, 4, 6, generator=torch.Generator().manual_seed(3)),
                  torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(4))),
     ),
@@ -200,7 +191,7 @@ CASES: list[LayerCase] = [
         "TokenAdaLN",
         lambda: randomize_(condnorm.TokenAdaLN(8, label_nc=5, grid_size=(2, 5), branches=_branches(8),
                                                kernel_size=3, hidden=6)),
-        lambda: (_tokens(), _onehot(2, 5, 16, 16)),
+        lambda: (_tokens(), onehot(2, 5, 16, 16, seed=1)),
         channels_last=False,
     ),
     LayerCase(
@@ -221,7 +212,7 @@ CASES: list[LayerCase] = [
     LayerCase(
         "SPADEGroupNorm",
         lambda: randomize_(condnorm.SPADEGroupNorm(8, label_nc=5, emb_dim=6, num_groups=4, hidden=16)),
-        lambda: (_x(), _onehot(2, 5, 16, 16), _vec()),
+        lambda: (_x(), onehot(2, 5, 16, 16, seed=1), _vec()),
     ),
     LayerCase(
         "SpatialNorm",

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from condnorm import AdaCoN, AdaptiveConvNorm2d, AdaptiveInstanceNorm2d, functional
 from tests.condnorm.layer_cases import randomize_
+from tests.condnorm.reference import instance_norm
 
 
 def reflect_index(size: int, pad: int) -> Tensor:
@@ -21,11 +22,6 @@ def windows(x: Tensor, k: int) -> Tensor:
     h, w = x.shape[-2:]
     padded = x[..., reflect_index(h, k // 2)[:, None], reflect_index(w, k // 2)[None, :]]
     return torch.stack([padded[..., i:i + h, j:j + w] for i in range(k) for j in range(k)], dim=-3)
-
-
-def instance_norm(x: Tensor, eps: float = 1e-5) -> Tensor:
-    mean = x.mean((2, 3), keepdim=True)
-    return (x - mean) / torch.sqrt(((x - mean) ** 2).mean((2, 3), keepdim=True) + eps)
 
 
 def local_norm(x: Tensor, window: int, eps: float = 1e-5) -> Tensor:
@@ -55,11 +51,13 @@ def test_alias() -> None:
 
 @pytest.mark.parametrize("local_window", [None, 3, 5])
 @pytest.mark.parametrize("groups", [None, 2, 1])
-def test_identity_at_init(local_window: int | None, groups: int | None) -> None:
-    layer = AdaCoN(4, style_dim=3, groups=groups, local_window=local_window, hidden=8)
-    x = torch.randn(2, 4, 7, 6)
+def test_identity_at_init(local_window: int | None, groups: int | None, device: torch.device,
+                          dtype: torch.dtype) -> None:
+    layer = AdaCoN(4, style_dim=3, groups=groups, local_window=local_window, hidden=8, device=device, dtype=dtype)
+    x = torch.randn(2, 4, 7, 6, device=device, dtype=dtype)
     expected = instance_norm(x) if local_window is None else local_norm(x, local_window)
-    torch.testing.assert_close(layer(x, torch.randn(2, 3)), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(layer(x, torch.randn(2, 3, device=device, dtype=dtype)), expected, atol=1e-5,
+                               rtol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -67,10 +65,10 @@ def test_identity_at_init(local_window: int | None, groups: int | None) -> None:
     [(3, None, None, None), (3, 2, 3, 8), (5, 1, None, 8), (1, 4, 5, None)],
 )
 def test_batched_equals_per_sample_reference(kernel_size: int, groups: int | None, local_window: int | None,
-                                             hidden: int | None) -> None:
+                                             hidden: int | None, device: torch.device, dtype: torch.dtype) -> None:
     layer = randomize_(AdaCoN(4, style_dim=3, kernel_size=kernel_size, groups=groups,
-                              local_window=local_window, hidden=hidden))
-    x, s = torch.randn(3, 4, 7, 6), torch.randn(3, 3)
+                              local_window=local_window, hidden=hidden, device=device, dtype=dtype))
+    x, s = torch.randn(3, 4, 7, 6, device=device, dtype=dtype), torch.randn(3, 3, device=device, dtype=dtype)
     torch.testing.assert_close(layer(x, s), adacon_reference(layer, x, s), atol=1e-5, rtol=1e-5)
 
 
@@ -86,10 +84,10 @@ def test_predicted_kernel_shapes_and_offsets() -> None:
     assert "offset" not in layer.state_dict()  # derived from the config, not saved
 
 
-def test_reduces_to_adain_with_kernel_1_and_per_channel_groups() -> None:
+def test_reduces_to_adain_with_kernel_1_and_per_channel_groups(device: torch.device, dtype: torch.dtype) -> None:
     """k=1, G=C, global statistics: out = IN(x) · P D + b, i.e. AdaIN with 1+γ = P D and β = b."""
-    layer = randomize_(AdaCoN(5, style_dim=3, kernel_size=1, hidden=6))
-    x, s = torch.randn(2, 5, 6, 6), torch.randn(2, 3)
+    layer = randomize_(AdaCoN(5, style_dim=3, kernel_size=1, hidden=6, device=device, dtype=dtype))
+    x, s = torch.randn(2, 5, 6, 6, device=device, dtype=dtype), torch.randn(2, 3, device=device, dtype=dtype)
     depthwise, pointwise, bias = layer.predict(s)
     gamma = (depthwise.reshape(2, 5) * pointwise.reshape(2, 5) - 1)[:, :, None, None]
     expected = functional.modulate(instance_norm(x), gamma, bias[:, :, None, None])

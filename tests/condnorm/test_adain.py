@@ -8,47 +8,31 @@ from torch import Tensor
 
 from condnorm import AdaIN, AdaptiveInstanceNorm2d, functional, make_norm
 from tests.condnorm.layer_cases import randomize_
-
-
-def pytorch_adain_port(content: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
-    """naoto0804/pytorch-AdaIN's formula: unbiased var(dim=2) + eps, sqrt, (x-μc)/σc·σs+μs."""
-
-    def mean_std(feat: Tensor) -> tuple[Tensor, Tensor]:
-        n, c = feat.shape[:2]
-        var = feat.view(n, c, -1).var(dim=2) + eps
-        return feat.view(n, c, -1).mean(dim=2).view(n, c, 1, 1), var.sqrt().view(n, c, 1, 1)
-
-    c_mean, c_std = mean_std(content)
-    s_mean, s_std = mean_std(style)
-    return (content - c_mean) / c_std * s_std + s_mean
-
-
-def instance_norm(x: Tensor, eps: float = 1e-5) -> Tensor:
-    mean = x.mean((2, 3), keepdim=True)
-    return (x - mean) / torch.sqrt(((x - mean) ** 2).mean((2, 3), keepdim=True) + eps)
-
+from tests.condnorm.reference import adain, instance_norm, mean_std
 
 # --- AdaIN ----------------------------------------------------------------------------------
 
 
-def test_unbiased_reproduces_the_pytorch_adain_port() -> None:
-    content, style = torch.randn(2, 8, 16, 16), torch.randn(2, 8, 8, 12) * 3 + 2
+def test_unbiased_reproduces_the_pytorch_adain_port(device: torch.device, dtype: torch.dtype) -> None:
+    content = torch.randn(2, 8, 16, 16, device=device, dtype=dtype)
+    style = torch.randn(2, 8, 8, 12, device=device, dtype=dtype) * 3 + 2
     out = AdaIN(8, unbiased=True)(content, style)
-    torch.testing.assert_close(out, pytorch_adain_port(content, style), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out, adain(content, style), atol=1e-5, rtol=0)
 
 
-def test_biased_default_is_instance_norm_with_style_statistics() -> None:
-    content, style = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 6, 6) * 2 - 1
-    s_mean = style.mean((2, 3), keepdim=True)
-    s_std = torch.sqrt(((style - s_mean) ** 2).mean((2, 3), keepdim=True) + 1e-5)
+def test_biased_default_is_instance_norm_with_style_statistics(device: torch.device, dtype: torch.dtype) -> None:
+    content = torch.randn(2, 4, 8, 8, device=device, dtype=dtype)
+    style = torch.randn(2, 4, 6, 6, device=device, dtype=dtype) * 2 - 1
+    s_mean, s_std = mean_std(style, unbiased=False)
     expected = instance_norm(content) * s_std + s_mean
     torch.testing.assert_close(AdaIN()(content, style), expected, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
-def test_alpha_blends_with_the_content(alpha: float) -> None:
-    content, style = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8) * 2
-    expected = alpha * pytorch_adain_port(content, style) + (1 - alpha) * content
+def test_alpha_blends_with_the_content(alpha: float, device: torch.device, dtype: torch.dtype) -> None:
+    content = torch.randn(1, 4, 8, 8, device=device, dtype=dtype)
+    style = torch.randn(1, 4, 8, 8, device=device, dtype=dtype) * 2
+    expected = alpha * adain(content, style) + (1 - alpha) * content
     out = AdaIN(unbiased=True)(content, style, alpha=alpha)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
 
@@ -92,9 +76,9 @@ def test_adain_has_no_state() -> None:
 # --- AdaptiveInstanceNorm2d -----------------------------------------------------------------
 
 
-def test_vector_formula() -> None:
-    layer = randomize_(AdaptiveInstanceNorm2d(6, style_dim=5))
-    x, s = torch.randn(2, 6, 5, 5), torch.randn(2, 5)
+def test_vector_formula(device: torch.device, dtype: torch.dtype) -> None:
+    layer = randomize_(AdaptiveInstanceNorm2d(6, style_dim=5, device=device, dtype=dtype))
+    x, s = torch.randn(2, 6, 5, 5, device=device, dtype=dtype), torch.randn(2, 5, device=device, dtype=dtype)
     w, b = layer.affine.weight, layer.affine.bias
     gamma = s @ w[:6].T + b[:6]
     beta = s @ w[6:].T + b[6:]
@@ -102,19 +86,20 @@ def test_vector_formula() -> None:
     torch.testing.assert_close(layer(x, s), expected, atol=1e-5, rtol=1e-5)
 
 
-def test_vector_plain_gamma_formula() -> None:
-    layer = randomize_(AdaptiveInstanceNorm2d(3, style_dim=2, plain_gamma=True, norm="layer"))
-    x, s = torch.randn(2, 3, 4, 4), torch.randn(2, 2)
+def test_vector_plain_gamma_formula(device: torch.device, dtype: torch.dtype) -> None:
+    layer = randomize_(AdaptiveInstanceNorm2d(3, style_dim=2, plain_gamma=True, norm="layer", device=device,
+                                              dtype=dtype))
+    x, s = torch.randn(2, 3, 4, 4, device=device, dtype=dtype), torch.randn(2, 2, device=device, dtype=dtype)
     gamma, beta = (s @ layer.affine.weight.T + layer.affine.bias).chunk(2, 1)
-    expected = make_norm("layer", 3)(x) * gamma[:, :, None, None] + beta[:, :, None, None]
+    expected = make_norm("layer", 3).to(device, dtype)(x) * gamma[:, :, None, None] + beta[:, :, None, None]
     torch.testing.assert_close(layer(x, s), expected, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("plain_gamma", [False, True])
-def test_vector_identity_at_init(plain_gamma: bool) -> None:
-    layer = AdaptiveInstanceNorm2d(8, style_dim=4, plain_gamma=plain_gamma)
-    x = torch.randn(2, 8, 6, 6)
-    torch.testing.assert_close(layer(x, torch.randn(2, 4)), instance_norm(x))
+def test_vector_identity_at_init(plain_gamma: bool, device: torch.device, dtype: torch.dtype) -> None:
+    layer = AdaptiveInstanceNorm2d(8, style_dim=4, plain_gamma=plain_gamma, device=device, dtype=dtype)
+    x = torch.randn(2, 8, 6, 6, device=device, dtype=dtype)
+    torch.testing.assert_close(layer(x, torch.randn(2, 4, device=device, dtype=dtype)), instance_norm(x))
 
 
 def test_vector_gradcheck_input_and_style() -> None:

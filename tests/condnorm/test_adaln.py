@@ -13,23 +13,23 @@ def _proj(layer, c, act=silu):
 
 
 @pytest.mark.parametrize("order", ["scale_shift", "shift_scale"])
-def test_adaln_formula(order: str) -> None:
-    layer = randomize(condnorm.AdaLN(8, cond_dim=5, order=order))
-    x, c = rand(2, 7, 8), rand(2, 5, seed=1)
+def test_adaln_formula(order: str, device: torch.device, dtype: torch.dtype) -> None:
+    layer = randomize(condnorm.AdaLN(8, cond_dim=5, order=order, device=device, dtype=dtype))
+    x, c = rand(2, 7, 8, dtype=dtype, device=device), rand(2, 5, seed=1, dtype=dtype, device=device)
     a, b = _proj(layer, c).chunk(2, 1)
     scale, shift = (a, b) if order == "scale_shift" else (b, a)
     expected = layer_norm_last(x, 1e-6) * (1 + scale[:, None]) + shift[:, None]
     torch.testing.assert_close(layer(x, c), expected, atol=1e-5, rtol=1e-5)
 
 
-def test_adarmsnorm_formula_with_and_without_shift() -> None:
-    x, c = rand(2, 7, 8) * 2, rand(2, 5, seed=1)
-    layer = randomize(condnorm.AdaRMSNorm(8, cond_dim=5))
+def test_adarmsnorm_formula_with_and_without_shift(device: torch.device, dtype: torch.dtype) -> None:
+    x, c = rand(2, 7, 8, dtype=dtype, device=device) * 2, rand(2, 5, seed=1, dtype=dtype, device=device)
+    layer = randomize(condnorm.AdaRMSNorm(8, cond_dim=5, device=device, dtype=dtype))
     scale, shift = _proj(layer, c).chunk(2, 1)
     torch.testing.assert_close(
         layer(x, c), rms_norm_last(x, 1e-6) * (1 + scale[:, None]) + shift[:, None], atol=1e-5, rtol=1e-5
     )
-    scale_only = randomize(condnorm.AdaRMSNorm(8, cond_dim=5, shift=False))
+    scale_only = randomize(condnorm.AdaRMSNorm(8, cond_dim=5, shift=False, device=device, dtype=dtype))
     assert scale_only.adaLN_modulation[1].out_features == 8
     torch.testing.assert_close(
         scale_only(x, c), rms_norm_last(x, 1e-6) * (1 + _proj(scale_only, c)[:, None]), atol=1e-5, rtol=1e-5
@@ -37,10 +37,10 @@ def test_adarmsnorm_formula_with_and_without_shift() -> None:
 
 
 @pytest.mark.parametrize("cls", [condnorm.AdaLN, condnorm.AdaRMSNorm, condnorm.ConditionalLayerNorm])
-def test_identity_after_normalisation_at_init(cls) -> None:
-    layer = cls(8, cond_dim=5)
-    x = rand(2, 7, 8)
-    torch.testing.assert_close(layer(x, rand(2, 5, seed=1)), layer.norm(x), rtol=0, atol=0)
+def test_identity_after_normalisation_at_init(cls, device: torch.device, dtype: torch.dtype) -> None:
+    layer = cls(8, cond_dim=5, device=device, dtype=dtype)
+    x = rand(2, 7, 8, dtype=dtype, device=device)
+    torch.testing.assert_close(layer(x, rand(2, 5, seed=1, dtype=dtype, device=device)), layer.norm(x), rtol=0, atol=0)
 
 
 def test_diffusers_ada_layer_norm_continuous_keys_and_forward() -> None:

@@ -9,12 +9,7 @@ from torch import Tensor
 from condnorm import CBN, NORM_KINDS, ConditionalBatchNorm2d, make_norm
 from condnorm.functional import mix_table
 from tests.condnorm.layer_cases import randomize_
-
-
-def batch_norm_train(x: Tensor, eps: float = 1e-5) -> Tensor:
-    mean = x.mean((0, 2, 3), keepdim=True)
-    var = ((x - mean) ** 2).mean((0, 2, 3), keepdim=True)
-    return (x - mean) / torch.sqrt(var + eps)
+from tests.condnorm.reference import batch_norm_train, instance_norm
 
 
 def expand(v: Tensor) -> Tensor:
@@ -59,38 +54,36 @@ def test_mix_table_errors(condition: Tensor, error: type[Exception], match: str)
 # --- formulas -------------------------------------------------------------------------------
 
 
-def test_formula_class_ids() -> None:
-    layer = randomize_(CBN(6, num_classes=4))
-    x, ids = torch.randn(3, 6, 5, 5), torch.tensor([3, 0, 3])
+def test_formula_class_ids(device: torch.device, dtype: torch.dtype) -> None:
+    layer = randomize_(CBN(6, num_classes=4, device=device, dtype=dtype))
+    x, ids = torch.randn(3, 6, 5, 5, device=device, dtype=dtype), torch.tensor([3, 0, 3], device=device)
     g, b = layer.gamma.weight[ids], layer.beta.weight[ids]
     expected = batch_norm_train(x) * (1 + expand(g)) + expand(b)
     torch.testing.assert_close(layer(x, ids), expected, atol=1e-5, rtol=1e-5)
 
 
-def test_formula_soft_class_weights_and_onehot_equals_ids() -> None:
-    layer = randomize_(CBN(6, num_classes=4, plain_gamma=True))
-    x, w = torch.randn(3, 6, 5, 5), torch.rand(3, 4)
+def test_formula_soft_class_weights_and_onehot_equals_ids(device: torch.device, dtype: torch.dtype) -> None:
+    layer = randomize_(CBN(6, num_classes=4, plain_gamma=True, device=device, dtype=dtype))
+    x, w = torch.randn(3, 6, 5, 5, device=device, dtype=dtype), torch.rand(3, 4, device=device, dtype=dtype)
     g = torch.einsum("nk,kc->nc", w, layer.gamma.weight)
     b = torch.einsum("nk,kc->nc", w, layer.beta.weight)
     torch.testing.assert_close(layer(x, w), batch_norm_train(x) * expand(g) + expand(b), atol=1e-5, rtol=1e-5)
-    ids = torch.tensor([1, 2, 1])
-    torch.testing.assert_close(layer(x, torch.eye(4)[ids]), layer(x, ids))
+    ids = torch.tensor([1, 2, 1], device=device)
+    torch.testing.assert_close(layer(x, torch.eye(4, device=device, dtype=dtype)[ids]), layer(x, ids))
 
 
-def test_formula_vector_projection() -> None:
-    layer = randomize_(CBN(6, cond_dim=5, norm="instance"))
-    x, c = torch.randn(2, 6, 5, 5), torch.randn(2, 5)
+def test_formula_vector_projection(device: torch.device, dtype: torch.dtype) -> None:
+    layer = randomize_(CBN(6, cond_dim=5, norm="instance", device=device, dtype=dtype))
+    x, c = torch.randn(2, 6, 5, 5, device=device, dtype=dtype), torch.randn(2, 5, device=device, dtype=dtype)
     sd = layer.state_dict()
     g = c @ sd["gamma.weight"].T + sd["gamma.bias"]
     b = c @ sd["beta.weight"].T + sd["beta.bias"]
-    var = x.var((2, 3), unbiased=False, keepdim=True)
-    normalized = (x - x.mean((2, 3), keepdim=True)) / torch.sqrt(var + 1e-5)
-    torch.testing.assert_close(layer(x, c), normalized * (1 + expand(g)) + expand(b), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(layer(x, c), instance_norm(x) * (1 + expand(g)) + expand(b), atol=1e-5, rtol=1e-5)
 
 
-def test_spectral_projection_divides_by_the_largest_singular_value() -> None:
-    layer = randomize_(CBN(6, cond_dim=5, spectral=True, norm="none"))
-    x, c = torch.randn(2, 6, 4, 4), torch.randn(2, 5)
+def test_spectral_projection_divides_by_the_largest_singular_value(device: torch.device, dtype: torch.dtype) -> None:
+    layer = randomize_(CBN(6, cond_dim=5, spectral=True, norm="none", device=device, dtype=dtype))
+    x, c = torch.randn(2, 6, 4, 4, device=device, dtype=dtype), torch.randn(2, 5, device=device, dtype=dtype)
     with torch.no_grad():
         for _ in range(50):  # power iterations run in training-mode forwards
             layer(x, c)
@@ -120,15 +113,17 @@ def test_momentum_and_eps_reach_the_normalizer() -> None:
 
 @pytest.mark.parametrize("kind", NORM_KINDS)
 @pytest.mark.parametrize("plain_gamma", [False, True])
-def test_identity_at_init(kind: str, plain_gamma: bool) -> None:
-    x = torch.randn(3, 8, 4, 4)
-    expected = make_norm(kind, 8)(x)
-    conditions = {"num_classes": torch.tensor([0, 2, 1]), "cond_dim": torch.randn(3, 5)}
+def test_identity_at_init(kind: str, plain_gamma: bool, device: torch.device, dtype: torch.dtype) -> None:
+    x = torch.randn(3, 8, 4, 4, device=device, dtype=dtype)
+    expected = make_norm(kind, 8).to(device, dtype)(x)
+    conditions = {"num_classes": torch.tensor([0, 2, 1], device=device),
+                  "cond_dim": torch.randn(3, 5, device=device, dtype=dtype)}
     for key, cond in conditions.items():
-        layer = CBN(8, **{key: 3 if key == "num_classes" else 5}, norm=kind, plain_gamma=plain_gamma)
+        layer = CBN(8, **{key: 3 if key == "num_classes" else 5}, norm=kind, plain_gamma=plain_gamma,
+                    device=device, dtype=dtype)
         torch.testing.assert_close(layer(x, cond), expected)
-    convex = torch.rand(3, 3).softmax(1)
-    layer = CBN(8, num_classes=3, norm=kind, plain_gamma=plain_gamma)
+    convex = torch.rand(3, 3, device=device, dtype=dtype).softmax(1)
+    layer = CBN(8, num_classes=3, norm=kind, plain_gamma=plain_gamma, device=device, dtype=dtype)
     torch.testing.assert_close(layer(x, convex), expected)
 
 

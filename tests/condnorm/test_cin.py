@@ -8,13 +8,7 @@ from torch import Tensor
 
 from condnorm import CIN, ConditionalInstanceNorm2d, functional
 from tests.condnorm.layer_cases import randomize_
-
-
-def instance_norm(x: Tensor, eps: float = 1e-5) -> Tensor:
-    flat = x.flatten(2)
-    mean = flat.mean(-1)[..., None, None]
-    var = flat.var(-1, unbiased=False)[..., None, None]
-    return (x - mean) / torch.sqrt(var + eps)
+from tests.condnorm.reference import instance_norm
 
 
 def test_alias_and_shared_lookup() -> None:
@@ -24,41 +18,43 @@ def test_alias_and_shared_lookup() -> None:
     assert "num_styles=5" in repr(layer)
 
 
-def test_formula_style_ids() -> None:
-    layer = randomize_(CIN(6, num_styles=4))
-    x, s = torch.randn(3, 6, 5, 5), torch.tensor([1, 3, 1])
+def test_formula_style_ids(device: torch.device, dtype: torch.dtype) -> None:
+    layer = randomize_(CIN(6, num_styles=4, device=device, dtype=dtype))
+    x, s = torch.randn(3, 6, 5, 5, device=device, dtype=dtype), torch.tensor([1, 3, 1], device=device)
     g, b = layer.gamma.weight[s], layer.beta.weight[s]
     expected = instance_norm(x) * (1 + g[:, :, None, None]) + b[:, :, None, None]
     torch.testing.assert_close(layer(x, s), expected, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("plain_gamma", [False, True])
-def test_style_mixing_is_the_convex_combination_of_rows(plain_gamma: bool) -> None:
-    layer = randomize_(CIN(6, num_styles=4, plain_gamma=plain_gamma))
-    x = torch.randn(2, 6, 5, 5)
-    w = torch.tensor([[0.25, 0.0, 0.75, 0.0], [0.1, 0.2, 0.3, 0.4]])
+def test_style_mixing_is_the_convex_combination_of_rows(plain_gamma: bool, device: torch.device,
+                                                        dtype: torch.dtype) -> None:
+    layer = randomize_(CIN(6, num_styles=4, plain_gamma=plain_gamma, device=device, dtype=dtype))
+    x = torch.randn(2, 6, 5, 5, device=device, dtype=dtype)
+    w = torch.tensor([[0.25, 0.0, 0.75, 0.0], [0.1, 0.2, 0.3, 0.4]], device=device, dtype=dtype)
     gamma = sum(w[:, k, None] * layer.gamma.weight[k] for k in range(4))
     beta = sum(w[:, k, None] * layer.beta.weight[k] for k in range(4))
     scale = gamma if plain_gamma else 1 + gamma
     expected = instance_norm(x) * scale[:, :, None, None] + beta[:, :, None, None]
     torch.testing.assert_close(layer(x, w), expected, atol=1e-5, rtol=1e-5)
     # the end points of an interpolation are the styles themselves
-    torch.testing.assert_close(layer(x, torch.eye(4)[[2, 0]]), layer(x, torch.tensor([2, 0])))
+    torch.testing.assert_close(layer(x, torch.eye(4, device=device, dtype=dtype)[[2, 0]]),
+                               layer(x, torch.tensor([2, 0], device=device)))
 
 
 @pytest.mark.parametrize("plain_gamma", [False, True])
-def test_identity_at_init(plain_gamma: bool) -> None:
-    layer = CIN(8, num_styles=3, plain_gamma=plain_gamma)
-    x = torch.randn(2, 8, 4, 4)
-    torch.testing.assert_close(layer(x, torch.tensor([2, 0])), instance_norm(x))
-    torch.testing.assert_close(layer(x, torch.rand(2, 3).softmax(1)), instance_norm(x))
+def test_identity_at_init(plain_gamma: bool, device: torch.device, dtype: torch.dtype) -> None:
+    layer = CIN(8, num_styles=3, plain_gamma=plain_gamma, device=device, dtype=dtype)
+    x = torch.randn(2, 8, 4, 4, device=device, dtype=dtype)
+    torch.testing.assert_close(layer(x, torch.tensor([2, 0], device=device)), instance_norm(x))
+    torch.testing.assert_close(layer(x, torch.rand(2, 3, device=device, dtype=dtype).softmax(1)), instance_norm(x))
     if plain_gamma:  # Dumoulin et al.: γ tables start at 1, β at 0
         assert torch.all(layer.gamma.weight == 1) and torch.all(layer.beta.weight == 0)
 
 
-def test_matches_functional_modulate() -> None:
-    layer = randomize_(CIN(4, num_styles=3))
-    x, s = torch.randn(2, 4, 4, 4), torch.rand(2, 3)
+def test_matches_functional_modulate(device: torch.device, dtype: torch.dtype) -> None:
+    layer = randomize_(CIN(4, num_styles=3, device=device, dtype=dtype))
+    x, s = torch.randn(2, 4, 4, 4, device=device, dtype=dtype), torch.rand(2, 3, device=device, dtype=dtype)
     table = torch.cat([layer.gamma.weight, layer.beta.weight], 1)
     gamma, beta = functional.mix_table(table, s).chunk(2, 1)
     expected = functional.modulate(instance_norm(x), gamma[..., None, None], beta[..., None, None])

@@ -8,7 +8,7 @@ from torch import Tensor
 
 from condnorm import CLADE, NORM_KINDS, make_norm
 from tests.condnorm.layer_cases import randomize_
-from tests.condnorm.reference import batch_norm_train, ids_map, nearest
+from tests.condnorm.reference import batch_norm_train, ids_map, nearest, onehot_of
 
 
 def lookup(table: Tensor, ids: Tensor) -> Tensor:
@@ -22,9 +22,9 @@ def blend(table: Tensor, seg: Tensor) -> Tensor:
 
 
 @pytest.mark.parametrize("plain_gamma", [False, True])
-def test_formula_lookup_from_ids(plain_gamma: bool) -> None:
-    layer = randomize_(CLADE(6, label_nc=5, plain_gamma=plain_gamma))
-    x, ids = torch.randn(3, 6, 8, 8), ids_map(3, 5, 16, 16)
+def test_formula_lookup_from_ids(plain_gamma: bool, device: torch.device, dtype: torch.dtype) -> None:
+    layer = randomize_(CLADE(6, label_nc=5, plain_gamma=plain_gamma, device=device, dtype=dtype))
+    x, ids = torch.randn(3, 6, 8, 8, device=device, dtype=dtype), ids_map(3, 5, 16, 16).to(device)
     small = nearest(ids, 8, 8)
     gamma, beta = lookup(layer.weight, small), lookup(layer.bias, small)
     scale = gamma if plain_gamma else 1 + gamma
@@ -32,12 +32,12 @@ def test_formula_lookup_from_ids(plain_gamma: bool) -> None:
     torch.testing.assert_close(layer(x, ids), expected, atol=1e-5, rtol=1e-5)
 
 
-def test_onehot_equals_ids_and_soft_blends() -> None:
-    layer = randomize_(CLADE(4, label_nc=3))
-    x, ids = torch.randn(2, 4, 8, 8), ids_map(2, 3, 4, 4)
-    onehot = torch.nn.functional.one_hot(ids, 3).permute(0, 3, 1, 2).float()
+def test_onehot_equals_ids_and_soft_blends(device: torch.device, dtype: torch.dtype) -> None:
+    layer = randomize_(CLADE(4, label_nc=3, device=device, dtype=dtype))
+    x, ids = torch.randn(2, 4, 8, 8, device=device, dtype=dtype), ids_map(2, 3, 4, 4).to(device)
+    onehot = onehot_of(ids, 3).to(dtype)
     torch.testing.assert_close(layer(x, onehot), layer(x, ids), atol=1e-6, rtol=1e-6)
-    soft = torch.softmax(torch.randn(2, 3, 8, 8), dim=1)
+    soft = torch.softmax(torch.randn(2, 3, 8, 8, device=device, dtype=dtype), dim=1)
     expected = batch_norm_train(x) * (1 + blend(layer.weight, soft)) + blend(layer.bias, soft)
     torch.testing.assert_close(layer(x, soft), expected, atol=1e-5, rtol=1e-5)
 
@@ -63,12 +63,12 @@ def test_gradcheck_tables_with_ids() -> None:
 
 
 @pytest.mark.parametrize("kind", NORM_KINDS)
-def test_identity_at_init(kind: str) -> None:
-    layer = CLADE(8, label_nc=3, norm=kind)
-    x = torch.randn(2, 8, 6, 6)
-    out = layer(x, ids_map(2, 3, 6, 6))
+def test_identity_at_init(kind: str, device: torch.device, dtype: torch.dtype) -> None:
+    layer = CLADE(8, label_nc=3, norm=kind, device=device, dtype=dtype)
+    x = torch.randn(2, 8, 6, 6, device=device, dtype=dtype)
+    out = layer(x, ids_map(2, 3, 6, 6).to(device))
     assert out.shape == x.shape
-    torch.testing.assert_close(out, make_norm(kind, 8)(x))
+    torch.testing.assert_close(out, make_norm(kind, 8).to(device, dtype)(x))
 
 
 def test_plain_gamma_init_is_the_papers() -> None:

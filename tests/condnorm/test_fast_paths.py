@@ -23,11 +23,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import condnorm
-from condnorm.functional import adain, calc_mean_std, labels_to_onehot, paint_columns
+from condnorm.functional import adain, calc_mean_std, paint_columns
 from condnorm.semantic_map import SemanticMap, fold_binary_extra, label_conv2d, label_windows, window_conv
 from models.spade.generator import SPADEGenerator
 from tests.condnorm.layer_cases import randomize_
-from tests.condnorm.reference import batch_norm_train, nearest, spade_gamma_beta
+from tests.condnorm.reference import adain as reference_adain
+from tests.condnorm.reference import batch_norm_train, nearest, onehot_of
+from tests.condnorm.reference import spade as spade_reference
 
 
 def regions(n: int, labels: int, h: int, w: int, seed: int = 0, cell: int = 4) -> Tensor:
@@ -35,16 +37,6 @@ def regions(n: int, labels: int, h: int, w: int, seed: int = 0, cell: int = 4) -
     g = torch.Generator().manual_seed(seed)
     low = torch.randint(labels, (n, -(-h // cell), -(-w // cell)), generator=g)
     return low.repeat_interleave(cell, 1).repeat_interleave(cell, 2)[:, :h, :w]
-
-
-def reference_adain(content: Tensor, style: Tensor, eps: float, unbiased: bool, alpha: float) -> Tensor:
-    def stats(f: Tensor) -> tuple[Tensor, Tensor]:
-        flat = f.flatten(2)
-        var = flat.var(-1, unbiased=unbiased) + eps
-        return flat.mean(-1)[..., None, None], var.sqrt()[..., None, None]
-
-    (c_mean, c_std), (s_mean, s_std) = stats(content), stats(style)
-    return alpha * ((content - c_mean) / c_std * s_std + s_mean) + (1 - alpha) * content
 
 
 # --- AdaIN ----------------------------------------------------------------------------------
@@ -139,13 +131,13 @@ def test_adain_bf16_within_stated_tolerance() -> None:
 def test_semantic_map_round_trip_and_recognition() -> None:
     ids = regions(2, 5, 8, 12)
     edges = (torch.rand(2, 1, 8, 12) > 0.7).float()
-    dense = torch.cat([labels_to_onehot(ids, 5), edges], 1)
+    dense = torch.cat([onehot_of(ids, 5), edges], 1)
     found = SemanticMap.from_dense(dense)
     assert torch.equal(found.ids, ids) and torch.equal(found.extra, edges)
     assert torch.equal(found.to_dense(6), dense)
-    assert torch.equal(SemanticMap.from_dense(labels_to_onehot(ids, 5)).ids, ids)
+    assert torch.equal(SemanticMap.from_dense(onehot_of(ids, 5)).ids, ids)
     assert SemanticMap.from_dense(dense * 0.5) is None
-    assert SemanticMap.from_dense(labels_to_onehot(ids, 5) * 2 - labels_to_onehot(ids, 5).roll(1, 1)) is None
+    assert SemanticMap.from_dense(onehot_of(ids, 5) * 2 - onehot_of(ids, 5).roll(1, 1)) is None
     resized = found.resize((4, 5))
     torch.testing.assert_close(resized.to_dense(6), nearest(dense, 4, 5), rtol=0, atol=0)
 
@@ -156,7 +148,7 @@ def test_label_conv2d_equals_dense_conv_and_its_gradient(kernel: int) -> None:
     extra = torch.rand(2, 2, 7, 9, dtype=torch.float64, requires_grad=True)
     weight = torch.randn(4, 8, kernel, kernel, dtype=torch.float64, requires_grad=True)
     bias = torch.randn(4, dtype=torch.float64, requires_grad=True)
-    dense = torch.cat([labels_to_onehot(ids, 6, torch.float64), extra], 1)
+    dense = torch.cat([onehot_of(ids, 6).double(), extra], 1)
     expected = F.conv2d(dense, weight, bias, padding=kernel // 2)
     got = label_conv2d(SemanticMap(ids, extra), weight, bias)
     torch.testing.assert_close(got, expected)
@@ -170,7 +162,7 @@ def test_window_conv_is_the_conv_at_each_window_centre() -> None:
     ids, weight = torch.randint(4, (1, 5, 6)), torch.randn(3, 4, 3, 3)
     lw = label_windows(ids, 3)
     per_window = window_conv(lw.windows, weight)  # (V, 3)
-    expected = F.conv2d(labels_to_onehot(ids, 4), weight, padding=1)
+    expected = F.conv2d(onehot_of(ids, 4), weight, padding=1)
     torch.testing.assert_close(paint_columns(per_window.t().contiguous(), lw.pixel_window), expected)
 
 
@@ -191,18 +183,13 @@ def test_fold_binary_extra_gives_the_same_convolution() -> None:
     ids, edges = torch.randint(5, (2, 6, 6)), (torch.rand(2, 2, 6, 6) > 0.5).float()
     weight = torch.randn(3, 7, 3, 3)
     folded_ids, folded_weight = fold_binary_extra(SemanticMap(ids, edges), weight)
-    dense = torch.cat([labels_to_onehot(ids, 5), edges], 1)
-    torch.testing.assert_close(F.conv2d(labels_to_onehot(folded_ids, 20), folded_weight, padding=1),
+    dense = torch.cat([onehot_of(ids, 5), edges], 1)
+    torch.testing.assert_close(F.conv2d(onehot_of(folded_ids, 20), folded_weight, padding=1),
                                F.conv2d(dense, weight, padding=1), atol=1e-5, rtol=1e-5)
     assert fold_binary_extra(SemanticMap(ids, edges * 0.5), weight) is None
 
 
 # --- SPADE ----------------------------------------------------------------------------------
-
-
-def spade_reference(layer: condnorm.SPADE, x: Tensor, dense: Tensor) -> Tensor:
-    gamma, beta = spade_gamma_beta(nearest(dense, *x.shape[-2:]), layer.state_dict())
-    return batch_norm_train(x) * (1 + gamma) + beta
 
 
 SPADE_PATHS = {  # force each path whatever the map's count of distinct windows
@@ -217,7 +204,7 @@ def test_spade_on_ids_equals_the_official_formula(path: str, map_size: int, kern
     layer = randomize_(condnorm.SPADE(6, label_nc=5, hidden=8, kernel_size=kernel,
                                       window_fraction=SPADE_PATHS[path]))
     x, ids = torch.randn(2, 6, 16, 16), regions(2, 5, map_size, map_size)
-    expected = spade_reference(layer, x, labels_to_onehot(ids, 5))
+    expected = spade_reference(x, onehot_of(ids, 5), layer.state_dict(), batch_norm_train(x))
     torch.testing.assert_close(layer(x, ids), expected, atol=1e-5, rtol=1e-5)
 
 
@@ -237,7 +224,7 @@ def test_spade_ids_gradients_equal_the_dense_path_in_float64(path: str) -> None:
     grad = torch.randn(2, 4, 16, 16, dtype=torch.float64)
     inputs = [x, *layer.parameters()]
     got = torch.autograd.grad(layer(x, ids), inputs, grad)
-    want = torch.autograd.grad(layer(x, labels_to_onehot(ids, 5, torch.float64)), inputs, grad)
+    want = torch.autograd.grad(layer(x, onehot_of(ids, 5).double()), inputs, grad)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, atol=1e-10, rtol=1e-10)
     small = x[:, :, :8, :8].detach().requires_grad_()
@@ -250,7 +237,7 @@ def test_spade_semantic_map_with_extra_channels(extra: str) -> None:
     ids = regions(2, 5, 16, 16)
     edges = (torch.rand(2, 1, 16, 16) > 0.8).float() if extra == "binary" else torch.rand(2, 1, 16, 16)
     x = torch.randn(2, 4, 8, 8)
-    expected = spade_reference(layer, x, torch.cat([labels_to_onehot(ids, 5), edges], 1))
+    expected = spade_reference(x, torch.cat([onehot_of(ids, 5), edges], 1), layer.state_dict(), batch_norm_train(x))
     torch.testing.assert_close(layer(x, SemanticMap(ids, edges)), expected, atol=1e-5, rtol=1e-5)
 
 
@@ -258,7 +245,7 @@ def test_spade_ids_under_tracing_and_compile_use_static_shapes() -> None:
     layer = randomize_(condnorm.SPADE(4, label_nc=5, hidden=8)).eval()
     x, ids = torch.randn(2, 4, 8, 8), regions(2, 5, 16, 16)
     with torch.no_grad():
-        expected = layer(x, labels_to_onehot(ids, 5))
+        expected = layer(x, onehot_of(ids, 5))
         traced = torch.jit.trace(layer, (x, ids), check_trace=False)
         torch.testing.assert_close(traced(x, ids), expected, atol=1e-5, rtol=1e-5)
         torch._dynamo.reset()
@@ -269,7 +256,7 @@ def test_spade_ids_under_tracing_and_compile_use_static_shapes() -> None:
 def test_spade_ids_bf16_autocast_within_stated_tolerance() -> None:
     layer = randomize_(condnorm.SPADE(8, label_nc=5, hidden=16))
     x, ids = torch.randn(2, 8, 16, 16), regions(2, 5, 16, 16)
-    expected = spade_reference(layer, x, labels_to_onehot(ids, 5))
+    expected = spade_reference(x, onehot_of(ids, 5), layer.state_dict(), batch_norm_train(x))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = layer(x, ids)
     torch.testing.assert_close(out.float(), expected, atol=0.1, rtol=0.05)
@@ -313,7 +300,7 @@ def _generator_pair(semantic_nc: int,
 def test_generator_label_inputs_equal_the_official_dense_forward(form: str) -> None:
     g, reference = _generator_pair(6)
     ids = regions(2, 6, 64, 64)
-    dense = labels_to_onehot(ids, 6)
+    dense = onehot_of(ids, 6)
     segmap = {"ids": ids, "semantic map": SemanticMap(ids), "one-hot (recognised)": dense}[form]
     condition = g.condition(segmap)
     assert isinstance(condition, SemanticMap) and condition.extra is None  # the hard-label path
@@ -331,14 +318,14 @@ def test_generator_finds_the_label_windows_once_per_resolution(monkeypatch: pyte
                         lambda i, k: calls.append(tuple(i.shape)) or find(i, k))
     out = g(ids)
     assert calls == [(2, 2 << k, 2 << k) for k in range(6)]  # 2² … 64², once each
-    expected = official_forward(reference, labels_to_onehot(ids, 6))
+    expected = official_forward(reference, onehot_of(ids, 6))
     torch.testing.assert_close(out, expected, atol=1e-4, rtol=1e-4)
 
 
 def test_generator_instance_edges_take_the_semantic_map_path() -> None:
     g, reference = _generator_pair(6)
     ids, edges = regions(2, 5, 64, 64), (torch.rand(2, 1, 64, 64) > 0.9).float()
-    dense = torch.cat([labels_to_onehot(ids, 5), edges], 1)
+    dense = torch.cat([onehot_of(ids, 5), edges], 1)
     assert isinstance(g.condition(dense), SemanticMap)
     torch.testing.assert_close(g(dense), official_forward(reference, dense), atol=1e-4, rtol=1e-4)
 
@@ -348,7 +335,7 @@ def test_generator_gradients_equal_the_official_dense_path_in_float64() -> None:
     ids = regions(2, 5, 64, 64)
     grad = torch.randn(2, 3, 64, 64, dtype=torch.float64)
     got = torch.autograd.grad(g(ids), list(g.parameters()), grad)
-    want = torch.autograd.grad(official_forward(reference, labels_to_onehot(ids, 5, torch.float64)),
+    want = torch.autograd.grad(official_forward(reference, onehot_of(ids, 5).double()),
                                list(reference.parameters()), grad)
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-8)
@@ -358,7 +345,7 @@ def test_generator_keeps_soft_and_differentiable_maps_dense() -> None:
     g, _ = _generator_pair(4)
     soft = torch.rand(1, 4, 64, 64)
     assert g.condition(soft).is_floating_point()
-    onehot = labels_to_onehot(regions(1, 4, 64, 64), 4).requires_grad_()
+    onehot = onehot_of(regions(1, 4, 64, 64), 4).requires_grad_()
     assert g.condition(onehot).is_floating_point()
     g(onehot).sum().backward()
     assert onehot.grad is not None and onehot.grad.abs().sum() > 0
@@ -370,7 +357,7 @@ def test_generator_with_other_norms_gets_the_dense_map() -> None:
     ids = regions(1, 4, 64, 64)
     assert not clade.condition(ids).is_floating_point()  # CLADE takes ids
     edges = (torch.rand(1, 1, 64, 64) > 0.9).float()
-    dense = torch.cat([labels_to_onehot(ids, 4), edges], 1)
+    dense = torch.cat([onehot_of(ids, 4), edges], 1)
     assert clade.condition(SemanticMap(ids, edges)).equal(dense)  # but not extra channels
     torch.testing.assert_close(clade(SemanticMap(ids, edges)), clade(dense), atol=1e-5, rtol=1e-5)
 

@@ -22,28 +22,29 @@ def _reference(x, c, weight, bias, plain: bool, channel_last: bool):
 
 @pytest.mark.parametrize("plain", [False, True])
 @pytest.mark.parametrize("shape", [(2, 6, 11), (2, 6, 5, 7), (2, 6, 3, 4, 5)])
-def test_formula_channels_first(plain: bool, shape: tuple[int, ...]) -> None:
-    layer = randomize(condnorm.FiLM(6, cond_dim=4, plain_gamma=plain))
-    x, c = rand(*shape), rand(2, 4, seed=1)
+def test_formula_channels_first(plain: bool, shape: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> None:
+    layer = randomize(condnorm.FiLM(6, cond_dim=4, plain_gamma=plain, device=device, dtype=dtype))
+    x, c = rand(*shape, dtype=dtype, device=device), rand(2, 4, seed=1, dtype=dtype, device=device)
     lin = layer.cond_encoder[1]
     torch.testing.assert_close(layer(x, c), _reference(x, c, lin.weight, lin.bias, plain, False))
 
 
-def test_formula_channels_last() -> None:
-    layer = randomize(condnorm.FiLM(6, cond_dim=4, channel_dim=-1))
-    x, c = rand(2, 9, 6), rand(2, 4, seed=1)
+def test_formula_channels_last(device: torch.device, dtype: torch.dtype) -> None:
+    layer = randomize(condnorm.FiLM(6, cond_dim=4, channel_dim=-1, device=device, dtype=dtype))
+    x, c = rand(2, 9, 6, dtype=dtype, device=device), rand(2, 4, seed=1, dtype=dtype, device=device)
     lin = layer.cond_encoder[1]
     torch.testing.assert_close(layer(x, c), _reference(x, c, lin.weight, lin.bias, False, True))
 
 
-def test_identity_at_init() -> None:
-    x = rand(3, 6, 10)
-    torch.testing.assert_close(condnorm.FiLM(6, cond_dim=4)(x, rand(3, 4)), x, rtol=0, atol=0)
+def test_identity_at_init(device: torch.device, dtype: torch.dtype) -> None:
+    x = rand(3, 6, 10, dtype=dtype, device=device)
+    layer = condnorm.FiLM(6, cond_dim=4, device=device, dtype=dtype)
+    torch.testing.assert_close(layer(x, rand(3, 4, dtype=dtype, device=device)), x, rtol=0, atol=0)
 
 
-def test_module_matches_functional() -> None:
-    layer = randomize(condnorm.FiLM(6, cond_dim=4, activation=None, plain_gamma=True))
-    x, c = rand(2, 6, 5), rand(2, 4, seed=1)
+def test_module_matches_functional(device: torch.device, dtype: torch.dtype) -> None:
+    layer = randomize(condnorm.FiLM(6, cond_dim=4, activation=None, plain_gamma=True, device=device, dtype=dtype))
+    x, c = rand(2, 6, 5, dtype=dtype, device=device), rand(2, 4, seed=1, dtype=dtype, device=device)
     gamma, beta = layer.cond_encoder(c).chunk(2, 1)
     torch.testing.assert_close(layer(x, c), film(x, gamma, beta))
 

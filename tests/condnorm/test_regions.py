@@ -8,7 +8,7 @@ from torch import Tensor
 
 import condnorm
 from condnorm.functional import region_average_pool, region_broadcast
-from tests.condnorm.reference import ids_map, nearest, onehot
+from tests.condnorm.reference import ids_map, nearest, onehot, onehot_of
 
 
 def masked_mean_by_hand(features: Tensor, seg: Tensor) -> Tensor:
@@ -59,7 +59,7 @@ def test_region_broadcast_lookup(per_sample: bool) -> None:
     ids = ids_map(2, 4, 5, 6)
     table = values if per_sample else values.expand(2, 4, 3)
     expected = torch.stack([table[b][ids[b]] for b in range(2)]).permute(0, 3, 1, 2)
-    seg = torch.nn.functional.one_hot(ids, 4).permute(0, 3, 1, 2).float()
+    seg = onehot_of(ids, 4)
     torch.testing.assert_close(region_broadcast(ids, values), expected)
     torch.testing.assert_close(region_broadcast(seg, values), expected)
 

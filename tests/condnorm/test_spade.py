@@ -10,30 +10,26 @@ from torch import Tensor
 
 from condnorm import NORM_KINDS, SPADE, make_norm
 from tests.condnorm.layer_cases import randomize_
-from tests.condnorm.reference import batch_norm_train, nearest, onehot, spade_gamma_beta
-
-
-def spade_reference(x: Tensor, seg: Tensor, sd: dict[str, Tensor], normalized: Tensor) -> Tensor:
-    gamma, beta = spade_gamma_beta(nearest(seg, *x.shape[-2:]), sd)
-    return normalized * (1 + gamma) + beta
+from tests.condnorm.reference import batch_norm_eval, batch_norm_train, onehot
+from tests.condnorm.reference import spade as spade_reference
 
 
 @pytest.mark.parametrize("seg_size", [16, 4, 8])
-def test_formula_train_mode(seg_size: int) -> None:
-    layer = randomize_(SPADE(6, label_nc=4, hidden=8))
-    x = torch.randn(3, 6, 8, 8)
-    seg = onehot(3, 4, seg_size, seg_size)
+def test_formula_train_mode(seg_size: int, device: torch.device, dtype: torch.dtype) -> None:
+    layer = randomize_(SPADE(6, label_nc=4, hidden=8, device=device, dtype=dtype))
+    x = torch.randn(3, 6, 8, 8, device=device, dtype=dtype)
+    seg = onehot(3, 4, seg_size, seg_size).to(device, dtype)
     expected = spade_reference(x, seg, layer.state_dict(), batch_norm_train(x))
     torch.testing.assert_close(layer(x, seg), expected, atol=1e-5, rtol=1e-5)
 
 
-def test_formula_eval_mode_uses_running_statistics() -> None:
-    layer = randomize_(SPADE(4, label_nc=3, hidden=8, kernel_size=5))
-    layer(torch.randn(2, 4, 8, 8) * 2 + 1, onehot(2, 3, 8, 8))  # one training step moves the stats
+def test_formula_eval_mode_uses_running_statistics(device: torch.device, dtype: torch.dtype) -> None:
+    layer = randomize_(SPADE(4, label_nc=3, hidden=8, kernel_size=5, device=device, dtype=dtype))
+    # one training step moves the stats
+    layer(torch.randn(2, 4, 8, 8, device=device, dtype=dtype) * 2 + 1, onehot(2, 3, 8, 8).to(device, dtype))
     layer.eval()
-    x, seg = torch.randn(2, 4, 8, 8), onehot(2, 3, 16, 16, seed=1)
-    bn = layer.param_free_norm
-    normalized = (x - bn.running_mean.view(1, -1, 1, 1)) / torch.sqrt(bn.running_var.view(1, -1, 1, 1) + 1e-5)
+    x, seg = torch.randn(2, 4, 8, 8, device=device, dtype=dtype), onehot(2, 3, 16, 16, seed=1).to(device, dtype)
+    normalized = batch_norm_eval(x, layer.param_free_norm.running_mean, layer.param_free_norm.running_var)
     expected = spade_reference(x, seg, layer.state_dict(), normalized)
     torch.testing.assert_close(layer(x, seg), expected, atol=1e-5, rtol=1e-5)
 
@@ -46,19 +42,19 @@ def test_gradcheck_input_and_segmap() -> None:
 
 
 @pytest.mark.parametrize("kind", NORM_KINDS)
-def test_identity_at_init_for_every_norm(kind: str) -> None:
-    layer = SPADE(8, label_nc=3, norm=kind, hidden=8)
-    x = torch.randn(2, 8, 6, 6)
-    out = layer(x, onehot(2, 3, 12, 12))
+def test_identity_at_init_for_every_norm(kind: str, device: torch.device, dtype: torch.dtype) -> None:
+    layer = SPADE(8, label_nc=3, norm=kind, hidden=8, device=device, dtype=dtype)
+    x = torch.randn(2, 8, 6, 6, device=device, dtype=dtype)
+    out = layer(x, onehot(2, 3, 12, 12).to(device, dtype))
     assert out.shape == x.shape
-    torch.testing.assert_close(out, make_norm(kind, 8)(x))
+    torch.testing.assert_close(out, make_norm(kind, 8).to(device, dtype)(x))
 
 
 @pytest.mark.parametrize("kind", NORM_KINDS)
-def test_every_norm_modulates(kind: str) -> None:
-    layer = randomize_(SPADE(8, label_nc=3, norm=kind, hidden=8))
-    x, seg = torch.randn(2, 8, 6, 6), onehot(2, 3, 6, 6)
-    expected = spade_reference(x, seg, layer.state_dict(), make_norm(kind, 8)(x))
+def test_every_norm_modulates(kind: str, device: torch.device, dtype: torch.dtype) -> None:
+    layer = randomize_(SPADE(8, label_nc=3, norm=kind, hidden=8, device=device, dtype=dtype))
+    x, seg = torch.randn(2, 8, 6, 6, device=device, dtype=dtype), onehot(2, 3, 6, 6).to(device, dtype)
+    expected = spade_reference(x, seg, layer.state_dict(), make_norm(kind, 8).to(device, dtype)(x))
     torch.testing.assert_close(layer(x, seg), expected, atol=1e-5, rtol=1e-5)
 
 
@@ -119,6 +115,5 @@ def test_official_state_dict_loads_strict() -> None:
     layer.load_state_dict(sd, strict=True)
     layer.eval()
     x, seg = torch.randn(2, c, 8, 8), onehot(2, labels, 16, 16)
-    mean, var = sd["param_free_norm.running_mean"], sd["param_free_norm.running_var"]
-    normalized = (x - mean.view(1, -1, 1, 1)) / torch.sqrt(var.view(1, -1, 1, 1) + 1e-5)
+    normalized = batch_norm_eval(x, sd["param_free_norm.running_mean"], sd["param_free_norm.running_var"])
     torch.testing.assert_close(layer(x, seg), spade_reference(x, seg, sd, normalized), atol=1e-5, rtol=1e-5)

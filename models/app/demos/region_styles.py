@@ -66,8 +66,8 @@ def tinted_shapes(size: int, num_train: int, num_val: int, batch_size: int) -> S
     dm = SemanticDataModule("shapes", crop_size=size, num_train=num_train, num_val=num_val,
                             batch_size=batch_size, num_workers=0, no_instance=True)
     dm.setup("fit")
-    dm.train_set = RegionTints(dm.train_set, dm.label_nc)
-    dm.val_set = RegionTints(dm.val_set, dm.label_nc, seed=1)
+    dm.train_set = RegionTints(dm.train_set, dm.layout.label_nc)
+    dm.val_set = RegionTints(dm.val_set, dm.layout.label_nc, seed=1)
     return dm
 
 
@@ -101,12 +101,12 @@ def train_reconstruction(steps: int, *, size: int = 64, lr: float = 2e-3, seed: 
     """A tiny RAIN generator trained ``steps`` batches to reconstruct tinted shapes from their codes."""
     torch.manual_seed(seed)
     dm = tinted_shapes(size, num_train=512, num_val=1, batch_size=8)
-    generator = SEANGenerator(dm.label_nc, ngf=8, style_dim=32, crop_size=size, norm="batch", hidden=32,
+    generator = SEANGenerator(dm.layout.label_nc, ngf=8, style_dim=32, crop_size=size, norm="batch", hidden=32,
                               encoder_ngf=8)
     opt = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.999))
     batches = (b for _ in range(steps) for b in dm.train_dataloader())
     for step, batch in zip(range(steps), batches):
-        seg = labels_to_onehot(batch["label"], dm.label_nc)
+        seg = labels_to_onehot(batch["label"], dm.layout.label_nc)
         loss = (generator(seg, style_image=batch["image"]) - batch["image"]).abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -34,7 +34,6 @@ batch at run time.
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Mapping
 from typing import Any
@@ -212,49 +211,21 @@ def spade_encoder_spec(encoder: ConvEncoder, *, batch: int = 2,
                      {"task": "spade-encoder", "z_dim": enc.z_dim, **(metadata or {})})
 
 
-def _noise_layers(g: SEANGenerator, segmap: Tensor, codes: Tensor) -> list[tuple[nn.Module, int, int]]:
-    """The layers that draw noise, in the order they draw it, with the ``(h, w)`` they draw at."""
-    calls: list[tuple[nn.Module, int, int]] = []
-    layers = [m for m in g.norms() if getattr(m, "noise_var", None) is not None]
-    hooks = [m.register_forward_pre_hook(lambda m, args: calls.append((m, *args[0].shape[-2:])))
-             for m in layers]
-    try:
-        with torch.no_grad():
-            g(segmap, style_codes=codes, noise=torch.Generator().manual_seed(0))
-    finally:
-        for h in hooks:
-            h.remove()
-    return calls
-
-
 class RainGeneratorGraph(nn.Module):
     """``(segmap, style_codes, *noise) → image``: a SEAN generator with its noise maps as inputs.
 
-    ``noise[i]`` ``(N, 1, h_i, w_i)`` replaces the draw of the ``i``-th noisy layer to run (a
-    forward pre-hook swaps it in), so feeding the draws of a seeded generator in this order
-    reproduces ``generator(segmap, style_codes=…, noise=torch.Generator().manual_seed(s))``.
-
-    Args:
-        generator: the prepared generator (its layers get the hooks).
-        noise_layers: the noisy layers in draw order (see :func:`rain_generator_spec`).
+    ``noise[i]`` ``(N, 1, h_i, w_i)`` is the draw of the ``i``-th noisy layer
+    (:meth:`~models.sean.SEANGenerator.noise_shapes` order), passed to the generator as its
+    explicit noise, so feeding the draws of a seeded generator in this order reproduces
+    ``generator(segmap, style_codes=…, noise=torch.Generator().manual_seed(s))``.
     """
 
-    def __init__(self, generator: SEANGenerator, noise_layers: list[nn.Module]) -> None:
+    def __init__(self, generator: SEANGenerator) -> None:
         super().__init__()
         self.generator = generator
-        self._noise: tuple[Tensor, ...] = ()
-        for i, layer in enumerate(noise_layers):
-            layer.register_forward_pre_hook(functools.partial(self._inject, i))
-
-    def _inject(self, i: int, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
-        return (*args[:3], self._noise[i])
 
     def forward(self, segmap: Tensor, style_codes: Tensor, *noise: Tensor) -> Tensor:
-        self._noise = noise
-        try:
-            return self.generator(segmap, style_codes=style_codes)
-        finally:
-            self._noise = ()
+        return self.generator(segmap, style_codes=style_codes, noise=list(noise))
 
 
 class _RainEncoder(nn.Module):
@@ -281,13 +252,13 @@ def rain_generator_spec(generator: SEANGenerator, *, batch: int = 2,
     g = prepare_for_export(generator)
     seg = _random_segmap(batch, g.semantic_nc, g.output_size)
     codes = torch.randn(batch, g.label_nc, g.style_dim, generator=torch.Generator().manual_seed(1))
-    calls = _noise_layers(g, seg, codes)
+    shapes = g.noise_shapes()
     noise_gen = torch.Generator().manual_seed(2)
-    noise = tuple(torch.randn(batch, 1, h, w, generator=noise_gen) for _, h, w in calls)
-    names = ("segmap", "style_codes", *(f"noise_{i}" for i in range(len(calls))))
+    noise = tuple(torch.randn(batch, 1, h, w, generator=noise_gen) for h, w in shapes)
+    names = ("segmap", "style_codes", *(f"noise_{i}" for i in range(len(shapes))))
     info = {"task": "rain", "output_size": list(g.output_size), "semantic_nc": g.semantic_nc,
-            "style_dim": g.style_dim, "noise_shapes": [[h, w] for _, h, w in calls], **(metadata or {})}
-    return GraphSpec(RainGeneratorGraph(g, [m for m, _, _ in calls]), (seg, codes, *noise), names, ("image",),
+            "style_dim": g.style_dim, "noise_shapes": [[h, w] for h, w in shapes], **(metadata or {})}
+    return GraphSpec(RainGeneratorGraph(g), (seg, codes, *noise), names, ("image",),
                      {n: {0: "N"} for n in names}, {"image": {0: "N"}}, info)
 
 

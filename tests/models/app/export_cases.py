@@ -104,8 +104,11 @@ STYLE_SPECS: dict[str, Callable[[], GraphSpec]] = {
 """Style-transfer graphs (the full VGG-19 encoder; the spatial sizes are small)."""
 
 
-def rain_checkpoint(root: Path, *, num_train: int = 2, perturb: float = 0.0) -> Path:
+def rain_checkpoint(tiny_trainer: Callable[..., pl.Trainer], root: Path, *, num_train: int = 2,
+                    perturb: float = 0.0) -> Path:
     """``root/rain.ckpt``: a tiny RAIN mask-to-image module after two training steps on shapes.
+
+    ``tiny_trainer`` is the fixture of that name (``tests/models/conftest.py``).
 
     ``perturb`` adds ``N(0, perturb²)`` to every generator parameter before saving: two steps
     barely move the zero-initialised styles and noise scales, so a test that compares images
@@ -115,9 +118,7 @@ def rain_checkpoint(root: Path, *, num_train: int = 2, perturb: float = 0.0) -> 
                             num_workers=0, no_instance=True)
     model = MaskToImageModule(generator="rain", ngf=8, ndf=8, num_D=1, n_layers_D=2, norm_G="syncbatch",
                               lambda_vgg=0.0, lpips=False, style_dim=8)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=root,
-                         max_steps=2, limit_val_batches=0, enable_checkpointing=False)
+    trainer = tiny_trainer(root, max_steps=2, limit_val_batches=0, enable_checkpointing=False)
     trainer.fit(model, datamodule=dm)
     if perturb:
         with torch.no_grad():

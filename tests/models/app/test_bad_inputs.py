@@ -11,6 +11,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -32,6 +33,9 @@ from models.weights import WeightsFileError, read_weights
 from tests.condnorm.layer_cases import CASES
 from tests.models.data.data_files import write_ids, write_image, write_pair
 from tests.models.networks.adain_official import save_official
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
 
 Case = Callable[[Path], tuple[Callable[[], object], type[BaseException], str]]
 FILE_CASES: dict[str, Case] = {}
@@ -381,10 +385,8 @@ def test_bad_yaml_is_reported_by_the_cli(name: str, tmp_path: Path, monkeypatch,
     assert re.search(message, capsys.readouterr().err)
 
 
-def test_resume_uses_the_checkpoint_architecture_and_a_mismatch_names_keys_and_shapes(tmp_path: Path,
-                                                                                    monkeypatch) -> None:
-    import pytorch_lightning as pl
-
+def test_resume_uses_the_checkpoint_architecture_and_a_mismatch_names_keys_and_shapes(
+        tiny_trainer: Callable[..., pl.Trainer], tmp_path: Path, monkeypatch) -> None:
     from models.data.semantic_datamodule import SemanticDataModule
     from models.lit.crash_safety import AtomicCheckpointIO
     from models.lit.mask_to_image import MaskToImageModule
@@ -401,8 +403,7 @@ def test_resume_uses_the_checkpoint_architecture_and_a_mismatch_names_keys_and_s
     model = MaskToImageModule(ngf=8, ndf=4, num_D=1, n_layers_D=2, norm_G="batch", lambda_vgg=0.0,
                               lpips=False)
     data = SemanticDataModule("shapes", crop_size=32, num_train=4, num_val=2, batch_size=2, num_workers=0)
-    trainer = pl.Trainer(accelerator="cpu", max_epochs=2, logger=False, enable_progress_bar=False,
-                         enable_model_summary=False, plugins=[AtomicCheckpointIO()])
+    trainer = tiny_trainer(tmp_path, max_epochs=2, plugins=[AtomicCheckpointIO()])
     with pytest.raises(RuntimeError, match=r"size mismatch for generator\.fc\.weight: copying a param with "
                                            r"shape torch\.Size\(\[64, 7, 3, 3\]\) from checkpoint, the shape "
                                            r"in current model is torch\.Size\(\[128, 7, 3, 3\]\)"):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from PIL import Image
 
 import infer
 from models.app.checkpoint import load_generator
@@ -17,22 +17,21 @@ from models.app.export.formats import load_torchscript
 from models.app.export.runtime import OnnxGenerator
 from models.data.semantic_datamodule import SemanticDataModule
 from models.lit.mask_to_image import MaskToImageModule
-from tests.models.data.data_files import write_ids
+from tests.condnorm.reference import onehot_of
+from tests.models.data.data_files import read_images, write_ids
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:FutureWarning")  # torch.jit in torch 2.14
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_trainer: Callable[..., pl.Trainer]) -> Path:
     """A tiny SPADE trained 2 steps, with an EMA generator that differs from the live one."""
     root = tmp_path_factory.mktemp("run")
     dm = SemanticDataModule(dataset_mode="shapes", crop_size=32, num_train=4, num_val=2, batch_size=2,
                             num_workers=0, no_instance=True)
     model = MaskToImageModule(ngf=8, ndf=8, num_D=1, n_layers_D=2, norm_G="syncbatch", lambda_vgg=0.0,
                               lpips=False, ema_decay=0.5)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=root,
-                         max_steps=2, limit_val_batches=0)
+    trainer = tiny_trainer(root, max_steps=2, limit_val_batches=0)
     trainer.fit(model, datamodule=dm)
     ckpt = root / "run.ckpt"
     trainer.save_checkpoint(ckpt)
@@ -41,10 +40,6 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ids = torch.randint(dm.layout.label_nc, (24 + i, 40), generator=gen)
         write_ids(root / "labels" / f"mask_{i}.png", ids.numpy())
     return ckpt
-
-
-def _images(folder: Path) -> dict[str, np.ndarray]:
-    return {p.name: np.asarray(Image.open(p), dtype=np.int16) for p in sorted(folder.iterdir())}
 
 
 def test_round_trip_checkpoint_to_onnx_gives_the_same_images(checkpoint: Path, tmp_path: Path) -> None:
@@ -56,7 +51,7 @@ def test_round_trip_checkpoint_to_onnx_gives_the_same_images(checkpoint: Path, t
                        str(tmp_path / "torch"), "--batch-size", "2"]) == 0
     assert infer.main(["spade", "--onnx", str(onnx_path), "--labels", labels, "--out",
                        str(tmp_path / "onnx"), "--batch-size", "3"]) == 0  # another batch than exported
-    eager, exported = _images(tmp_path / "torch"), _images(tmp_path / "onnx")
+    eager, exported = read_images(tmp_path / "torch"), read_images(tmp_path / "onnx")
     assert sorted(exported) == ["mask_0.png", "mask_1.png", "mask_2.png"]
     for name, image in eager.items():
         assert image.shape == exported[name].shape == (24 + int(name[5]), 40, 3)
@@ -72,8 +67,7 @@ def test_export_takes_the_ema_generator_and_records_the_layout(checkpoint: Path,
     ema, _ = load_generator(checkpoint)
     live, _ = load_generator(checkpoint)
     live.load_state_dict({k[len("generator."):]: v for k, v in state.items() if k.startswith("generator.")})
-    seg = torch.nn.functional.one_hot(torch.randint(ema.semantic_nc, (2, 32, 32)), ema.semantic_nc)
-    seg = seg.permute(0, 3, 1, 2).float()
+    seg = onehot_of(torch.randint(ema.semantic_nc, (2, 32, 32)), ema.semantic_nc)
     with torch.no_grad():
         got, want, other = runner(seg), ema(seg), live.eval()(seg)
     assert (want - other).abs().max() > 1e-3  # the two generators differ

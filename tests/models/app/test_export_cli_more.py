@@ -2,43 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from PIL import Image
 
 import infer
 from models.adain import StyleTransfer
 from models.data.semantic_datamodule import SemanticDataModule
 from models.lit.mask_to_image import MaskToImageModule
 from tests.models.app.export_cases import perturbed_
-from tests.models.data.data_files import write_ids, write_image
+from tests.models.data.data_files import read_images, write_ids, write_image
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:FutureWarning")  # torch.jit in torch 2.14
 
 
-def _images(folder: Path) -> dict[str, np.ndarray]:
-    return {p.name: np.asarray(Image.open(p), dtype=np.int16) for p in sorted(folder.iterdir())}
-
-
 def _same_images(a: Path, b: Path) -> None:
-    left, right = _images(a), _images(b)
+    left, right = read_images(a), read_images(b)
     assert left.keys() == right.keys() and left
     for name in left:
         assert np.abs(left[name] - right[name]).max() <= 1, name  # 8-bit rounding
 
 
-def test_vae_round_trip_draws_the_same_z_and_encodes_the_same_style(tmp_path: Path) -> None:
+def test_vae_round_trip_draws_the_same_z_and_encodes_the_same_style(tiny_trainer: Callable[..., pl.Trainer],
+                                                                    tmp_path: Path) -> None:
     dm = SemanticDataModule(dataset_mode="shapes", crop_size=32, num_train=4, num_val=2, batch_size=2,
                             num_workers=0, no_instance=True)
     model = MaskToImageModule(ngf=8, ndf=8, num_D=1, n_layers_D=2, norm_G="batch", lambda_vgg=0.0,
                               lpips=False, use_vae=True, z_dim=8)
-    pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-               enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp_path, max_steps=2,
-               limit_val_batches=0).fit(model, datamodule=dm)
+    tiny_trainer(tmp_path, max_steps=2, limit_val_batches=0).fit(model, datamodule=dm)
     ckpt = tmp_path / "vae.ckpt"
     model.trainer.save_checkpoint(ckpt)
     labels = tmp_path / "labels"

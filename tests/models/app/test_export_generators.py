@@ -5,12 +5,12 @@ from __future__ import annotations
 import onnx
 import pytest
 import torch
-import torch.nn.functional as F
 
 from condnorm import SemanticMap
 from models.app.export.formats import GraphSpec, export_onnx, onnx_bytes
 from models.app.export.runtime import OnnxGenerator
 from models.app.export.verify import parity, resized_inputs
+from tests.condnorm.reference import onehot_of
 from tests.models.app.export_cases import GENERATOR_SPECS, SEMANTIC_NC
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:FutureWarning")  # torch.jit in torch 2.14
@@ -44,7 +44,7 @@ def edges_runner(tmp_path_factory: pytest.TempPathFactory) -> tuple[OnnxGenerato
 def test_runner_takes_the_one_hot_map_ids_or_a_semantic_map(edges_runner) -> None:
     runner, spec = edges_runner
     ids, edges = spec.inputs
-    dense = torch.cat([F.one_hot(ids, SEMANTIC_NC - 1).permute(0, 3, 1, 2).float(), edges], dim=1)
+    dense = torch.cat([onehot_of(ids, SEMANTIC_NC - 1), edges], dim=1)
     with torch.no_grad():
         expected = spec.module(ids, edges)
     for segmap in (dense, SemanticMap(ids.int(), edges)):
@@ -54,7 +54,7 @@ def test_runner_takes_the_one_hot_map_ids_or_a_semantic_map(edges_runner) -> Non
 def test_runner_refuses_soft_maps_and_wrong_edges(edges_runner) -> None:
     runner, spec = edges_runner
     ids, edges = spec.inputs
-    onehot = F.one_hot(ids, SEMANTIC_NC - 1).permute(0, 3, 1, 2).float()
+    onehot = onehot_of(ids, SEMANTIC_NC - 1)
     with pytest.raises(ValueError, match="hard label maps"):
         runner(torch.cat([onehot * 0.5 + 0.1, edges], dim=1))
     with pytest.raises(ValueError, match="1 edge channel"):

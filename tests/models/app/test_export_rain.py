@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 import infer
@@ -12,6 +14,7 @@ from models.app.checkpoint import load_generator
 from models.app.export.architecture import load_exported_safetensors
 from models.app.export.runtime import OnnxRainGenerator, OnnxSession
 from models.app.export.verify import parity
+from tests.condnorm.reference import onehot_of
 from tests.models.app.export_cases import GENERATOR_SPECS, rain_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:FutureWarning")  # torch.jit in torch 2.14
@@ -29,8 +32,9 @@ def test_rain_style_encoder_matches_eager() -> None:
     assert parity(GENERATOR_SPECS["SEANGenerator-encoder"](), "onnx", dynamo=False) <= 1e-4
 
 
-def test_command_line_export_reproduces_seeded_noise_and_codes(tmp_path: Path) -> None:
-    ckpt = rain_checkpoint(tmp_path, num_train=4)
+def test_command_line_export_reproduces_seeded_noise_and_codes(tiny_trainer: Callable[..., pl.Trainer],
+                                                               tmp_path: Path) -> None:
+    ckpt = rain_checkpoint(tiny_trainer, tmp_path, num_train=4)
     base = ["export", "--checkpoint", str(ckpt), "--task", "rain"]
     assert infer.main([*base, "--format", "onnx", "--onnx-exporter", "tracing", "--out",
                        str(tmp_path / "g.onnx")]) == 0
@@ -39,7 +43,7 @@ def test_command_line_export_reproduces_seeded_noise_and_codes(tmp_path: Path) -
     assert infer.main([*base, "--format", "safetensors", "--out", str(tmp_path / "g.safetensors")]) == 0
     generator, _ = load_generator(ckpt)
     ids = torch.randint(generator.semantic_nc, (3, 32, 32))
-    seg = torch.nn.functional.one_hot(ids, generator.semantic_nc).permute(0, 3, 1, 2).float()
+    seg = onehot_of(ids, generator.semantic_nc)
     image = torch.rand(3, 3, 32, 32) * 2 - 1
     with torch.no_grad():
         codes = generator.encode(image, seg)

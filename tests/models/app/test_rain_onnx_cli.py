@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from PIL import Image
 
@@ -18,8 +20,8 @@ from tests.models.data.data_files import write_ids, write_image
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:FutureWarning")  # torch.jit in torch 2.14
 
 
-def _checkpoint(root: Path) -> tuple[Path, int]:
-    ckpt = rain_checkpoint(root, perturb=0.3)
+def _checkpoint(tiny_trainer: Callable[..., pl.Trainer], root: Path) -> tuple[Path, int]:
+    ckpt = rain_checkpoint(tiny_trainer, root, perturb=0.3)
     return ckpt, load_generator(ckpt)[0].label_nc
 
 
@@ -27,8 +29,8 @@ def _png(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path), dtype=np.float64) / 255
 
 
-def test_onnx_backend_gives_the_checkpoint_image(tmp_path: Path) -> None:
-    ckpt, label_nc = _checkpoint(tmp_path)
+def test_onnx_backend_gives_the_checkpoint_image(tiny_trainer: Callable[..., pl.Trainer], tmp_path: Path) -> None:
+    ckpt, label_nc = _checkpoint(tiny_trainer, tmp_path)
     export = ["export", "--checkpoint", str(ckpt), "--task", "rain", "--format", "onnx"]
     assert infer.main([*export, "--out", str(tmp_path / "g.onnx")]) == 0
     assert infer.main([*export, "--part", "encoder", "--out", str(tmp_path / "e.onnx")]) == 0
@@ -63,7 +65,7 @@ def test_onnx_backend_gives_the_checkpoint_image(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match=r"exactly one of --checkpoint .* or --onnx"):
         infer.main([*onnx_only, "--checkpoint", str(ckpt), "--codes", str(tmp_path / "pt.pt"), "--out", "x"])
-    with pytest.raises(ValueError, match="need the style encoder: with --onnx pass --onnx-encoder"):
+    with pytest.raises(ValueError, match="need the style encoder: with an .onnx generator pass --onnx-encoder"):
         infer.main([*onnx_only, "--style", str(ref), "--out", str(tmp_path / "x")])
     with pytest.raises(ValueError, match="exported for task 'rain', expected rain-encoder"):
         infer.main([*onnx_only, "--onnx-encoder", onnx[1], "--style", str(ref), "--out", "x"])

@@ -34,3 +34,8 @@ def write_pair(root: Path, name: str, ids: np.ndarray, *, image_suffix: str = ".
     write_ids(root / "lbl" / f"{name}.png", ids)
     if instance is not None:
         write_ids(root / "inst" / f"{name}.png", instance)
+
+
+def read_images(folder: Path) -> dict[str, np.ndarray]:
+    """Every image in ``folder`` by file name, as int16 arrays (so differences of 8-bit pixels do not wrap)."""
+    return {p.name: np.asarray(Image.open(p), dtype=np.int16) for p in sorted(folder.iterdir())}

@@ -14,11 +14,8 @@ from models.data.io import ImageReadError
 from models.data.style_folders import ContentStyleDataModule, make_synthetic_folders
 from models.lit.style_transfer import StyleTransferModule
 
-
-def _trainer(tmp_path, steps: int, **kwargs) -> pl.Trainer:
-    return pl.Trainer(accelerator="cpu", max_steps=steps, max_epochs=-1, logger=False,
-                      enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                      limit_val_batches=0, default_root_dir=tmp_path, **kwargs)
+STEPS_ONLY = dict(max_epochs=-1, limit_val_batches=0)
+"""``tiny_trainer`` overrides here: ``max_steps`` alone ends the run, no validation."""
 
 
 def _data(tmp_path, **kwargs) -> ContentStyleDataModule:
@@ -72,7 +69,7 @@ def test_datamodule_reports_corrupt_files_and_bad_arguments(tmp_path):
         ContentStyleDataModule("/nonexistent/c", "/nonexistent/s").setup("fit")
 
 
-def test_training_lowers_the_loss_and_resumes(tmp_path):
+def test_training_lowers_the_loss_and_resumes(tiny_trainer, tmp_path):
     pl.seed_everything(0)
     dm = _data(tmp_path)
     model = StyleTransferModule(encoder_weights=None, lr=1e-3)
@@ -81,7 +78,7 @@ def test_training_lowers_the_loss_and_resumes(tmp_path):
     with torch.no_grad():
         before = model.losses(probe)["loss"].item()
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
-    _trainer(tmp_path, 12, callbacks=[ckpt]).fit(model, datamodule=dm)
+    tiny_trainer(tmp_path, max_steps=12, **STEPS_ONLY, callbacks=[ckpt]).fit(model, datamodule=dm)
     with torch.no_grad():
         after = model.losses(probe)["loss"].item()
     assert after < 0.8 * before, (before, after)
@@ -96,7 +93,7 @@ def test_training_lowers_the_loss_and_resumes(tmp_path):
             seen["weight"] = pl_module.net.decoder[28].weight.detach().clone()
 
     resumed_ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt2", save_last=True)
-    trainer = _trainer(tmp_path, 14, callbacks=[Probe(), resumed_ckpt])
+    trainer = tiny_trainer(tmp_path, max_steps=14, **STEPS_ONLY, callbacks=[Probe(), resumed_ckpt])
     trainer.fit(resumed, datamodule=dm, ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
     assert seen["step"] == 12 and trainer.global_step == 14
     torch.testing.assert_close(seen["weight"], saved)
@@ -104,12 +101,12 @@ def test_training_lowers_the_loss_and_resumes(tmp_path):
     assert lr == pytest.approx(1e-3 / (1 + 5e-5 * 14))
 
 
-def test_adacon_trains_its_modulation(tmp_path):
+def test_adacon_trains_its_modulation(tiny_trainer, tmp_path):
     pl.seed_everything(0)
     model = StyleTransferModule(modulation="adacon", encoder_weights=None, style_dim=8, style_hidden=16,
                                 lr=1e-3)
     start = {k: v.clone() for k, v in model.net.modulation.state_dict().items()}
-    _trainer(tmp_path, 2, enable_checkpointing=False).fit(model, datamodule=_data(tmp_path))
+    tiny_trainer(tmp_path, max_steps=2, **STEPS_ONLY, enable_checkpointing=False).fit(model, datamodule=_data(tmp_path))
     changed = [k for k, v in model.net.modulation.state_dict().items() if not torch.equal(v, start[k])]
     assert "adacon.mlp.0.weight" in changed and any(k.startswith("style_encoder") for k in changed)
     assert all(not p.requires_grad for p in model.net.encoder.parameters())

@@ -143,7 +143,7 @@ def _last(root: Path) -> Path:
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     reference = _train(tmp_path / "reference")
     victim_root = tmp_path / "victim"
-    victim = _train(victim_root, "--trainer.callbacks+=tests.test_crash_safety.Freeze")
+    victim = _train(victim_root, "--trainer.callbacks+=tests.models.lit.test_crash_safety.Freeze")
     deadline = time.monotonic() + 240
     while not (victim_root / "frozen").exists():
         assert victim.poll() is None, (victim_root / "log.txt").read_text()[-3000:]
@@ -170,8 +170,8 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None
 
 
 # ---------------------------------------------------------------- non-finite losses
-def test_a_nan_loss_stops_style_transfer_training_and_keeps_the_last_checkpoint(tmp_path: Path,
-                                                                                  monkeypatch) -> None:
+def test_a_nan_loss_stops_style_transfer_training_and_keeps_the_last_checkpoint(
+        tiny_trainer: Callable[..., pl.Trainer], tmp_path: Path, monkeypatch) -> None:
     from models.data.style_folders import ContentStyleDataModule
     from models.lit.style_transfer import StyleTransferModule
 
@@ -186,9 +186,8 @@ def test_a_nan_loss_stops_style_transfer_training_and_keeps_the_last_checkpoint(
 
     monkeypatch.setattr(model, "losses", poisoned)
     checkpoint = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=1, save_last=True)
-    trainer = pl.Trainer(accelerator="cpu", max_steps=5, logger=False, enable_progress_bar=False,
-                         enable_model_summary=False, limit_val_batches=0, callbacks=[checkpoint],
-                         plugins=[AtomicCheckpointIO()])
+    trainer = tiny_trainer(tmp_path, max_steps=5, limit_val_batches=0, callbacks=[checkpoint],
+                           plugins=[AtomicCheckpointIO()])
     data = ContentStyleDataModule(synthetic=True, load_size=24, crop_size=16, batch_size=1, num_workers=0,
                                   num_val=0, samples_per_epoch=8)
     with pytest.raises(FloatingPointError, match="style became inf at step 2; training stopped before the "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,21 +26,15 @@ def _data(**kw) -> SemanticDataModule:
     return SemanticDataModule(**{**args, **kw})
 
 
-def _trainer(root: Path, **kw) -> pl.Trainer:
-    args = dict(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=root)
-    return pl.Trainer(**{**args, **kw})
-
-
 def _val_metric(trainer: pl.Trainer, model: MaskToImageModule, dm: SemanticDataModule) -> float:
     return trainer.validate(model, datamodule=dm, verbose=False)[0]["val/class_color_error"]
 
 
-def test_short_training_lowers_the_class_colour_error(tmp_path: Path) -> None:
+def test_short_training_lowers_the_class_colour_error(tiny_trainer: Callable[..., pl.Trainer], tmp_path: Path) -> None:
     pl.seed_everything(0)
     dm = _data()
     model = MaskToImageModule(**TINY_MODEL, lr_g=4e-4)
-    trainer = _trainer(tmp_path, max_epochs=6, enable_checkpointing=False)
+    trainer = tiny_trainer(tmp_path, max_epochs=6, enable_checkpointing=False)
     before = _val_metric(trainer, model, dm)
     trainer.fit(model, datamodule=dm)
     after = _val_metric(trainer, model, dm)
@@ -47,11 +42,12 @@ def test_short_training_lowers_the_class_colour_error(tmp_path: Path) -> None:
     assert after < 0.6 * before, (before, after)
 
 
-def test_resume_continues_step_count_and_optimiser_state(tmp_path: Path) -> None:
+def test_resume_continues_step_count_and_optimiser_state(
+        tiny_trainer: Callable[..., pl.Trainer], tmp_path: Path) -> None:
     pl.seed_everything(0)
     dm = _data(num_train=16)
     model = MaskToImageModule(**TINY_MODEL)
-    trainer = _trainer(tmp_path, max_epochs=1, limit_val_batches=0)
+    trainer = tiny_trainer(tmp_path, max_epochs=1, limit_val_batches=0)
     trainer.fit(model, datamodule=dm)
     ckpt = tmp_path / "one.ckpt"
     trainer.save_checkpoint(ckpt)
@@ -60,7 +56,7 @@ def test_resume_continues_step_count_and_optimiser_state(tmp_path: Path) -> None
     assert len(saved["optimizer_states"]) == 2
 
     resumed = MaskToImageModule(**TINY_MODEL)
-    trainer2 = _trainer(tmp_path, max_epochs=2, limit_val_batches=0)
+    trainer2 = tiny_trainer(tmp_path, max_epochs=2, limit_val_batches=0)
     first_state: dict = {}
 
     class Capture(pl.Callback):
@@ -74,10 +70,10 @@ def test_resume_continues_step_count_and_optimiser_state(tmp_path: Path) -> None
     assert trainer2.global_step == 8
 
 
-def test_hparams_record_the_label_layout(tmp_path: Path) -> None:
+def test_hparams_record_the_label_layout(tiny_trainer: Callable[..., pl.Trainer], tmp_path: Path) -> None:
     dm = _data(num_train=8)
     model = MaskToImageModule(**TINY_MODEL)
-    trainer = _trainer(tmp_path, max_steps=2, limit_val_batches=0)
+    trainer = tiny_trainer(tmp_path, max_steps=2, limit_val_batches=0)
     trainer.fit(model, datamodule=dm)
     assert model.hparams.label_nc == dm.layout.label_nc
     assert model.hparams.crop_size == 32
@@ -86,10 +82,10 @@ def test_hparams_record_the_label_layout(tmp_path: Path) -> None:
     rebuilt.load_state_dict(model.state_dict())
 
 
-def test_vae_path_trains_a_step(tmp_path: Path) -> None:
+def test_vae_path_trains_a_step(tiny_trainer: Callable[..., pl.Trainer], tmp_path: Path) -> None:
     dm = _data(num_train=4, batch_size=2, no_instance=True)
     model = MaskToImageModule(**TINY_MODEL, use_vae=True, z_dim=8)
-    trainer = _trainer(tmp_path, max_steps=2, limit_val_batches=0)
+    trainer = tiny_trainer(tmp_path, max_steps=2, limit_val_batches=0)
     trainer.fit(model, datamodule=dm)
     assert "G/kld" in trainer.callback_metrics
     ckpt = tmp_path / "vae.ckpt"
@@ -105,10 +101,10 @@ def test_vae_path_trains_a_step(tmp_path: Path) -> None:
     assert np.abs(styled - random_z).max() > 0  # the style image's code, not a random z
 
 
-def test_style_needs_a_vae_model(tmp_path: Path) -> None:
+def test_style_needs_a_vae_model(tiny_trainer: Callable[..., pl.Trainer], tmp_path: Path) -> None:
     model = MaskToImageModule(**TINY_MODEL, label_nc=3, contain_dontcare_label=False, use_instance=False,
                               crop_size=32, aspect_ratio=1.0)
-    trainer = _trainer(tmp_path, max_steps=0)
+    trainer = tiny_trainer(tmp_path, max_steps=0)
     trainer.strategy.connect(model)
     ckpt = tmp_path / "plain.ckpt"
     trainer.save_checkpoint(ckpt)
@@ -118,14 +114,15 @@ def test_style_needs_a_vae_model(tmp_path: Path) -> None:
                     "--style", str(labels / "mask_0.png")])
 
 
-def test_non_finite_loss_stops_training_with_a_clear_message(tmp_path: Path) -> None:
+def test_non_finite_loss_stops_training_with_a_clear_message(
+        tiny_trainer: Callable[..., pl.Trainer], tmp_path: Path) -> None:
     class Poison(pl.Callback):
         def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
             with torch.no_grad():
                 pl_module.generator.conv_img.bias.fill_(float("nan"))
 
     dm = _data(num_train=4, batch_size=2)
-    trainer = _trainer(tmp_path, max_steps=6, limit_val_batches=0, callbacks=[Poison()])
+    trainer = tiny_trainer(tmp_path, max_steps=6, limit_val_batches=0, callbacks=[Poison()])
     with pytest.raises(FloatingPointError, match="G/gan became nan at step 0; training stopped"):
         trainer.fit(MaskToImageModule(**TINY_MODEL), datamodule=dm)
 
@@ -140,10 +137,11 @@ def _label_folder(root: Path, count: int, label_nc: int) -> Path:
     return root
 
 
-def test_infer_from_lightning_checkpoint_writes_one_image_per_label(tmp_path: Path, capsys) -> None:
+def test_infer_from_lightning_checkpoint_writes_one_image_per_label(
+        tiny_trainer: Callable[..., pl.Trainer], tmp_path: Path, capsys) -> None:
     dm = _data(num_train=8)
     model = MaskToImageModule(**TINY_MODEL)
-    trainer = _trainer(tmp_path, max_steps=2, limit_val_batches=0)
+    trainer = tiny_trainer(tmp_path, max_steps=2, limit_val_batches=0)
     trainer.fit(model, datamodule=dm)
     ckpt = tmp_path / "model.ckpt"
     trainer.save_checkpoint(ckpt)
@@ -177,12 +175,13 @@ def test_infer_from_official_generator_file(tmp_path: Path) -> None:
         infer.main([*args[:7], "--label-nc", "7", "--no-instance", "--crop-size", "32"])
 
 
-def test_ema_generator_tracks_the_weights_and_is_used_for_inference(tmp_path: Path) -> None:
+def test_ema_generator_tracks_the_weights_and_is_used_for_inference(
+        tiny_trainer: Callable[..., pl.Trainer], tmp_path: Path) -> None:
     pl.seed_everything(0)
     dm = _data(num_train=16, num_val=4)
     model = MaskToImageModule(**TINY_MODEL, ema_decay=0.5, ema_recalibrate_batches=2)
     assert model.generator is None  # built at setup, from the DataModule's label layout
-    trainer = _trainer(tmp_path, max_epochs=1)
+    trainer = tiny_trainer(tmp_path, max_epochs=1)
     trainer.fit(model, datamodule=dm)
     live = model.generator.state_dict()
     ema = model.generator_ema.state_dict()

@@ -7,7 +7,9 @@ accumulation test only (keeps each worker's start-up short).
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
@@ -17,6 +19,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
 import condnorm
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
 
 WORLD = 2
 C = 4
@@ -121,7 +126,8 @@ class _Pairs(Dataset):
         return {"label": self.labels[i], "image": self.images[i]}
 
 
-def _train(accumulate: int, batch_size: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+def _train(tiny_trainer: Callable[..., pl.Trainer], root: Path, accumulate: int,
+           batch_size: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """One optimizer step of G and D (float64, no spectral norm).
 
     Returns the gradients each optimizer stepped with (by parameter name) and the weights after.
@@ -149,18 +155,18 @@ def _train(accumulate: int, batch_size: int) -> tuple[dict[str, Tensor], dict[st
         if hasattr(module, "weight_orig"):
             nn.utils.remove_spectral_norm(module)
     grads = Grads()
-    trainer = pl.Trainer(accelerator="cpu", max_steps=2, precision="64-true", logger=False, callbacks=[grads],
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = tiny_trainer(root, max_steps=2, precision="64-true", callbacks=[grads], enable_checkpointing=False)
     loader = DataLoader(_Pairs(), batch_size=batch_size, shuffle=False)
     trainer.fit(model, train_dataloaders=loader)
     assert trainer.global_step == 2  # one G step and one D step
     return grads.grads, {k: v.clone() for k, v in model.state_dict().items()}
 
 
-def test_accumulating_k_batches_of_b_equals_one_batch_of_k_times_b() -> None:
-    acc_grads, accumulated = _train(accumulate=2, batch_size=2)
-    grads, whole = _train(accumulate=1, batch_size=4)
-    half_grads, _ = _train(accumulate=1, batch_size=2)  # one step on the first two samples only
+def test_accumulating_k_batches_of_b_equals_one_batch_of_k_times_b(tiny_trainer: Callable[..., pl.Trainer],
+                                                                    tmp_path: Path) -> None:
+    acc_grads, accumulated = _train(tiny_trainer, tmp_path, accumulate=2, batch_size=2)
+    grads, whole = _train(tiny_trainer, tmp_path, accumulate=1, batch_size=4)
+    half_grads, _ = _train(tiny_trainer, tmp_path, accumulate=1, batch_size=2)  # one step on the first two only
     assert {k.split(".")[0] for k in grads} == {"generator", "discriminator"}
     assert acc_grads.keys() == grads.keys()
     for key, value in grads.items():

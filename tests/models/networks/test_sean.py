@@ -6,24 +6,20 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+import condnorm
 from models.app.checkpoint import load_generator
 from models.data.label_layout import LabelLayout
 from models.generators import GENERATORS, build_generator, generator_kind
-from models.sean import NoisySPADE, SEANGenerator, StyleEncoder
+from models.sean import SEANGenerator, StyleEncoder
 from models.sean.codes import RegionCodes, mix_region_codes
-from models.spade import SPADEGenerator
+from models.spade import ModulatedGenerator, SPADEGenerator
 from models.spade.clade import clade_generator
 from tests.condnorm.layer_cases import randomize_
-from tests.condnorm.reference import batch_norm_train, nearest, onehot, spade_gamma_beta
+from tests.condnorm.reference import batch_norm_train, nearest, onehot, onehot_of, random_state_dict, spade_gamma_beta
 
 TINY = dict(ngf=4, style_dim=8, crop_size=32, norm="batch", hidden=8, encoder_ngf=4)
-
-
-def onehot_of(ids: Tensor, labels: int) -> Tensor:
-    return F.one_hot(ids, labels).permute(0, 3, 1, 2).float()
 
 
 # ----------------------------------------------------------------------------- style encoder
@@ -118,16 +114,7 @@ def sean_generator_shapes(labels: int, nf: int, d: int, hidden: int = 128) -> di
 
 
 def sean_state_dict(labels: int, nf: int, d: int, seed: int = 0) -> dict[str, Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    sd = {}
-    for key, shape in sean_generator_shapes(labels, nf, d).items():
-        if key.endswith("num_batches_tracked"):
-            sd[key] = torch.tensor(7)
-        elif key.endswith("running_var"):
-            sd[key] = torch.rand(shape, generator=g) + 0.5
-        else:
-            sd[key] = torch.randn(shape, generator=g) * 0.05
-    return sd
+    return random_state_dict(sean_generator_shapes(labels, nf, d), seed, std=0.05)
 
 
 @pytest.mark.parametrize("labels", [19, 3])
@@ -165,21 +152,45 @@ def test_official_sean_file_loads_through_load_generator(tmp_path: Path) -> None
         load_generator(path, layout=LabelLayout(19, False, False), crop_size=32, kind="clade")
 
 
-def test_noisy_spade_matches_the_formula_and_drops_seans_unused_keys() -> None:
-    layer = randomize_(NoisySPADE(4, label_nc=3, hidden=8))
+def spade_only(**kw: object) -> condnorm.RAIN:
+    """SEAN's up_3 layer: RAIN without its style branch."""
+    return condnorm.RAIN(4, label_nc=3, hidden=8, style_dim=5, style_branch=False, **kw)
+
+
+def test_rain_without_style_branch_matches_the_formula_and_drops_seans_unused_keys() -> None:
+    layer = randomize_(spade_only())
     x, seg, z = torch.randn(2, 4, 8, 8), onehot(2, 3, 16, 16), torch.randn(2, 1, 8, 8)
     sd = layer.state_dict()
     gamma, beta = spade_gamma_beta(nearest(seg, 8, 8), sd, "Spade.")
     expected = batch_norm_train(x + z * sd["noise_var"].view(1, -1, 1, 1)) * (1 + gamma) + beta
     torch.testing.assert_close(layer(x, seg, torch.randn(2, 3, 5), z), expected, atol=1e-5, rtol=1e-5)
+    assert set(sd) == {"noise_var", "param_free_norm.running_mean", "param_free_norm.running_var",
+                       "param_free_norm.num_batches_tracked", "Spade.mlp_shared.0.weight", "Spade.mlp_shared.0.bias",
+                       "Spade.mlp_gamma.weight", "Spade.mlp_gamma.bias", "Spade.mlp_beta.weight", "Spade.mlp_beta.bias"}
     sean = {**sd, "blending_gamma": torch.zeros(1), "blending_beta": torch.zeros(1),
             "Spade.param_free_norm.running_mean": torch.zeros(4),
             "Spade.param_free_norm.running_var": torch.ones(4),
             "Spade.param_free_norm.num_batches_tracked": torch.tensor(0)}
-    NoisySPADE(4, label_nc=3, hidden=8).load_state_dict(sean, strict=True)
-    NoisySPADE(4, label_nc=3, hidden=8, noise=False).load_state_dict(sean, strict=True)
+    spade_only().load_state_dict(dict(sean), strict=True)
+    spade_only(noise=False).load_state_dict(dict(sean), strict=True)
     with pytest.raises(ValueError, match="built with noise=False"):
-        NoisySPADE(4, label_nc=3, hidden=8, noise=False)(x, seg, None, z)
+        spade_only(noise=False)(x, seg, None, z)
+
+
+def test_explicit_noise_maps_equal_the_seeded_draw_and_are_counted() -> None:
+    g = SEANGenerator(3, **TINY).eval()
+    for m in g.norms():
+        torch.nn.init.normal_(m.noise_var)
+    seg, codes = onehot(2, 3, 32, 32, seed=1), torch.randn(2, 3, TINY["style_dim"])
+    seeded = g(seg, style_codes=codes, noise=torch.Generator().manual_seed(4))
+    gen = torch.Generator().manual_seed(4)
+    draws = [torch.randn(2, 1, h, w, generator=gen) for h, w in g.noise_shapes()]
+    assert len(draws) == sum(1 for m in g.norms())  # every norm draws once, in forward order
+    torch.testing.assert_close(g(seg, style_codes=codes, noise=draws), seeded, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="fewer noise maps than noisy layers"):
+        g(seg, style_codes=codes, noise=draws[:-1])
+    with pytest.raises(ValueError, match=f"got {len(draws) + 1} noise maps for {len(draws)} noisy layers"):
+        g(seg, style_codes=codes, noise=[*draws, draws[0]])
 
 
 # ----------------------------------------------------------------------------- generator behaviour
@@ -292,7 +303,8 @@ def test_registry_names_and_errors() -> None:
     assert sorted(GENERATORS) == ["clade", "rain", "spade"]
     assert generator_kind("SEAN")[0] == "rain" and generator_kind("rain")[1].takes_style
     g = build_generator("rain", 3, **TINY)
-    assert isinstance(g, SEANGenerator) and isinstance(g, SPADEGenerator)
+    # one backbone, two generators with their own forward: SEAN is not a SPADEGenerator
+    assert isinstance(g, SEANGenerator) and isinstance(g, ModulatedGenerator) and not isinstance(g, SPADEGenerator)
     with pytest.raises(ValueError, match=r"unknown generator 'oasis'; choose one of \['clade', 'rain', "):
         build_generator("oasis", 3)
 

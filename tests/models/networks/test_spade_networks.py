@@ -19,6 +19,7 @@ from models.spade import (
     reparameterize,
 )
 from tests.condnorm.layer_cases import randomize_
+from tests.condnorm.reference import onehot, random_state_dict
 
 # ----------------------------------------------------------------------------- official layouts
 # Written from /work/shared/reference/spade-oasis-clade.md §1, independently of the implementation.
@@ -92,26 +93,8 @@ def official_encoder_shapes(ndf: int, z_dim: int) -> dict[str, tuple]:
     return shapes
 
 
-def random_state_dict(shapes: dict[str, tuple], seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for key, shape in shapes.items():
-        if key.endswith("num_batches_tracked"):
-            out[key] = torch.tensor(7)
-        elif key.endswith("running_var"):
-            out[key] = torch.rand(shape, generator=g) + 0.5
-        else:
-            out[key] = torch.randn(shape, generator=g) * 0.1
-    return out
-
-
 def shapes_of(module: torch.nn.Module) -> dict[str, tuple]:
     return {k: tuple(v.shape) for k, v in module.state_dict().items()}
-
-
-def onehot(n: int, labels: int, h: int, w: int, seed: int = 1) -> torch.Tensor:
-    ids = torch.randint(labels, (n, h, w), generator=torch.Generator().manual_seed(seed))
-    return F.one_hot(ids, labels).permute(0, 3, 1, 2).float()
 
 
 # ----------------------------------------------------------------------------- generator
@@ -129,7 +112,7 @@ def test_generator_official_keys_and_strict_load(mode: str) -> None:
     g.load_state_dict(sd, strict=True)
     for key, value in g.state_dict().items():
         torch.testing.assert_close(value, sd[key], msg=key)
-    out = g.eval()(onehot(2, 6, 32, 32))
+    out = g.eval()(onehot(2, 6, 32, 32, seed=1))
     assert out.shape == (2, 3, 32, 32) and out.abs().max() <= 1
 
 
@@ -156,7 +139,7 @@ def test_generator_parameter_count(semantic_nc: int, millions: float) -> None:
 def test_generator_output_shapes(mode: str, crop: int, aspect: float, size: tuple[int, int]) -> None:
     g = SPADEGenerator(3, ngf=4, crop_size=crop, aspect_ratio=aspect, num_upsampling_layers=mode)
     assert g.output_size == size
-    out = g(onehot(2, 3, *size))
+    out = g(onehot(2, 3, *size, seed=1))
     assert out.shape == (2, 3, *size)
 
 
@@ -209,7 +192,7 @@ def test_vae_path_with_encoder() -> None:
     torch.manual_seed(0)
     enc = ConvEncoder(ngf=4, z_dim=8, input_size=32)
     g = SPADEGenerator(4, ngf=4, z_dim=8, crop_size=32, use_vae=True)
-    image, seg = torch.rand(2, 3, 32, 32) * 2 - 1, onehot(2, 4, 32, 32)
+    image, seg = torch.rand(2, 3, 32, 32) * 2 - 1, onehot(2, 4, 32, 32, seed=1)
     mu, logvar = enc(image)
     z = reparameterize(mu, logvar, generator=torch.Generator().manual_seed(1))
     out = g(seg, z)
@@ -290,7 +273,7 @@ def test_block_custom_norm_layer() -> None:
     spade = functools.partial(condnorm.SPADE, label_nc=3, hidden=8)
     changing = randomize_(ModulatedResBlock(8, 4, spade)).eval()
     assert changing.conv_0.weight_orig.shape == (4, 8, 3, 3) and changing.conv_s.bias is None
-    x, seg = torch.randn(2, 8, 4, 4), onehot(2, 3, 8, 8)
+    x, seg = torch.randn(2, 8, 4, 4), onehot(2, 3, 8, 8, seed=1)
     out = changing(x, seg)
     assert out.shape == (2, 4, 4, 4)
     b = changing  # learned shortcut: no activation between norm_s and conv_s
