@@ -19,7 +19,7 @@ from . import norms
 from ._check import is_exporting
 from .sync_batchnorm import SyncBatchNorm2d
 
-__all__ = ["NORM_KINDS", "NormSpec", "apply_norm", "is_batch_statistics", "make_norm"]
+__all__ = ["NORM_KINDS", "PARAMETER_FREE_KINDS", "NormSpec", "apply_norm", "is_batch_statistics", "make_norm"]
 
 NormSpec = Union[str, Callable[..., nn.Module], None]  # noqa: UP007 (runtime alias)
 
@@ -86,6 +86,8 @@ _ALIASES = {"bn": "batch", "syncbn": "syncbatch", "in": "instance", "ln": "layer
             "filterresponse": "frn", "ebn": "extendedbatch",
             "l1bn": "l1batch", "kn": "kalman"}
 NORM_KINDS: tuple[str, ...] = tuple(_REGISTRY)
+PARAMETER_FREE_KINDS: tuple[str, ...] = NORM_KINDS[:6]
+"""The kinds with no parameters and no context at all (the rest keep their method's own parameters)."""
 _BY_KEY = {kind.replace("_", ""): kind for kind in NORM_KINDS}
 
 
