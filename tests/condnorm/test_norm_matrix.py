@@ -66,7 +66,8 @@ def test_gradcheck_float64(case: NormCase) -> None:
     norm = build(case, dtype=torch.float64).train()
     x = data(3, 4, 3, 4, dtype=torch.float64).requires_grad_()
     context = case.context(x)
-    grad_context = {k: v.requires_grad_() for k, v in context.items() if v.is_floating_point() and k != "mask"}
+    grad_context = {k: v.requires_grad_() for k, v in context.items()
+                    if v.is_floating_point() and k != "mask"}
     params = dict(norm.named_parameters())
     buffers = dict(norm.named_buffers())
     keys = [*grad_context, *params]
