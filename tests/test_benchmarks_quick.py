@@ -10,7 +10,7 @@ import importlib
 
 import pytest
 
-SCRIPTS = ["adain_op", "spade_layer", "spade_generator", "adain_transfer"]
+SCRIPTS = ["adain_op", "spade_layer", "spade_generator", "adain_transfer", "normalizers"]
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
