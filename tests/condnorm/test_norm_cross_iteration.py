@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from condnorm import SPADE
 from condnorm.norms import CrossIterationBatchNorm2d
 
 
@@ -55,6 +59,67 @@ def test_gradients_flow_through_the_current_batch_only() -> None:
     assert x.grad is not None and not cibn.past_mean.requires_grad
 
 
-def test_window_must_be_positive() -> None:
+def test_the_taylor_compensation_moves_past_statistics_to_the_current_weights() -> None:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 4, 3, padding=1, bias=False).double()
+    cibn = CrossIterationBatchNorm2d(4, window=2, conv_fan_in=27).double()
+    h_old, h_new = torch.randn(2, 3, 6, 5, dtype=torch.float64), torch.randn(2, 3, 6, 5, dtype=torch.float64)
+    cibn(conv(h_old), conv=conv, conv_input=h_old)
+
+    def stats(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = F.conv2d(h_old, theta, padding=1)
+        return y.mean((0, 2, 3)), y.square().mean((0, 2, 3))
+
+    theta_old = conv.weight.detach().clone()
+    jac_mean, jac_square = torch.autograd.functional.jacobian(stats, theta_old)  # (C, C, C_in, k, k)
+    with torch.no_grad():
+        conv.weight.add_(torch.randn_like(conv.weight) * 0.02)
+    delta = conv.weight.detach() - theta_old
+    mean_old, square_old = stats(theta_old)
+    mean_c = mean_old + (jac_mean * delta).sum((1, 2, 3, 4))
+    square_c = square_old + (jac_square * delta).sum((1, 2, 3, 4))
+    true_mean, true_square = stats(conv.weight.detach())
+    torch.testing.assert_close(mean_c, true_mean)  # means of a bias-free conv are linear in θ
+    # mean squares are quadratic in θ: first order misses exactly E[(Δθ · patch)²]
+    second_order = F.conv2d(h_old, delta, padding=1).square().mean((0, 2, 3))
+    torch.testing.assert_close(true_square - square_c, second_order)
+
+    x = conv(h_new).detach()
+    mean_new, square_new = x.mean((0, 2, 3)), x.square().mean((0, 2, 3))
+    pooled_mean = (mean_new + mean_c) / 2
+    pooled_square = (torch.maximum(square_new, mean_new ** 2) + torch.maximum(square_c, mean_c ** 2)) / 2
+    var = pooled_square - pooled_mean ** 2
+    expected = (x - pooled_mean[:, None, None]) / torch.sqrt(var[:, None, None] + 1e-5)
+    torch.testing.assert_close(cibn(x, conv=conv, conv_input=h_new), expected)
+
+
+def test_cross_iteration_errors() -> None:
     with pytest.raises(ValueError, match="window must be at least 1, got 0"):
         CrossIterationBatchNorm2d(4, window=0)
+    h = torch.randn(2, 3, 5, 5)
+    biased = nn.Conv2d(3, 4, 3, padding=1)
+    with pytest.raises(ValueError, match=r"needs conv= \(the preceding bias-free nn.Conv2d\), conv_input="):
+        CrossIterationBatchNorm2d(4, conv_fan_in=27)(biased(h), conv=biased, conv_input=h)
+    with pytest.raises(ValueError, match="needs conv="):
+        CrossIterationBatchNorm2d(4)(torch.randn(2, 4, 5, 5), conv_input=h)
+    conv = nn.Conv2d(3, 4, 1, bias=False)
+    with pytest.raises(ValueError, match=r"\(4, 3, 1, 1\) does not match num_features=4, conv_fan_in=27"):
+        CrossIterationBatchNorm2d(4, conv_fan_in=27)(conv(h), conv=conv, conv_input=h)
+
+
+def test_compensated_path_compiles_and_passes_through_spade() -> None:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 4, 3, padding=1, bias=False)
+    layer = SPADE(4, label_nc=2, hidden=8, norm="cross_iteration", window=3, conv_fan_in=27)
+    eager = copy.deepcopy(layer)
+    compiled = torch.compile(layer, fullgraph=True, backend="aot_eager")
+    for _ in range(3):
+        h = torch.randn(2, 3, 6, 5)
+        seg = torch.rand(2, 2, 6, 5)
+        with torch.no_grad():
+            conv.weight.add_(torch.randn_like(conv.weight) * 0.01)
+        x = conv(h)
+        context = {"conv": conv, "conv_input": h}
+        torch.testing.assert_close(compiled(x, seg, **context), eager(x, seg, **context))
+    torch.testing.assert_close(layer.param_free_norm.past_square_grad, eager.param_free_norm.past_square_grad)
+    assert eager.param_free_norm.past_mean_grad.abs().sum() > 0
