@@ -127,7 +127,8 @@ def make_norm(kind: NormSpec, num_features: int, **kw: Any) -> nn.Module:
     ``local_context``      ``LocalContextNorm2d``                      no
     ``split``              ``DomainSpecificBatchNorm2d`` (2 domains)   yes, per domain ``domain``
     ``domain_specific``    ``DomainSpecificBatchNorm2d``               yes, per domain ``domain``
-    ``cross_iteration``    ``CrossIterationBatchNorm2d``               yes
+    ``cross_iteration``    ``CrossIterationBatchNorm2d``               yes             optional ``conv``,
+                                                                                       ``conv_input``
     ``channel``            ``ChannelNorm2d``                           no
     ``frn``                ``FilterResponseNorm2d`` (+ TLU)            no
     ``extended_batch``     ``ExtendedBatchNorm2d``                     yes
@@ -197,7 +198,8 @@ def apply_norm(norm: nn.Module, x: Tensor, context: Mapping[str, Any]) -> Tensor
 
     The one way extra input reaches a normalizer: a conditional layer's ``forward(x, cond,
     **norm_kwargs)`` hands ``norm_kwargs`` (a region ``mask=``, a ``domain=`` id, the previous
-    layer's ``prev_mean=``/``prev_var=``) to ``norm(x, **norm_kwargs)``; without any, ``norm(x)``.
+    layer's ``prev_mean=``/``prev_var=``, the preceding ``conv=``/``conv_input=``) to
+    ``norm(x, **norm_kwargs)``; without any, ``norm(x)``.
 
     Raises:
         TypeError: if the normalizer takes no such keyword (the message names it and the keywords).
@@ -221,5 +223,5 @@ def apply_norm(norm: nn.Module, x: Tensor, context: Mapping[str, Any]) -> Tensor
             raise TypeError(f"{type(norm).__name__} does not accept the normalizer context "
                             f"{', '.join(k + '=' for k in context)}; only the kinds that need context "
                             "do (region: mask=, split/domain_specific: domain=, kalman: prev_mean=, "
-                            "prev_var=)") from None
+                            "prev_var=, cross_iteration: conv=, conv_input=)") from None
     return norm(x, **context)

@@ -67,7 +67,7 @@ class CosineNorm2d(Normalizer2d):
             w = w - w.mean((1, 2, 3), keepdim=True)
         pad = k // 2
         response = F.conv2d(x, w, padding=pad)
-        ones = torch.ones(1, x.shape[1], k, k, dtype=x.dtype, device=x.device)
+        ones = w.new_ones(1, w.shape[1], k, k)  # shapes from the parameter: static when traced
         patch_sq = F.conv2d(x.square(), ones, padding=pad)  # (N, 1, H, W): Σ x² over each patch
         if self.centered:  # ‖x − x̄‖² = Σ x² − (Σ x)² / n; (w − w̄)·x̄ = 0, so the response is unchanged
             patch_sq = patch_sq - F.conv2d(x, ones, padding=pad).square() / ones.numel()

@@ -115,15 +115,16 @@ def test_compile_fullgraph(case: NormCase, mode: str) -> None:
         torch.testing.assert_close(a, b, msg=name)
 
 
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "tracing"])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_onnx_export_matches_eager(case: NormCase) -> None:
+def test_onnx_export_matches_eager(case: NormCase, dynamo: bool) -> None:
     norm = build(case)
     for seed in (1, 2):  # running statistics away from their init
         x = data(seed=seed)
         norm(x, **case.context(x))
     x = data(2, 4, 5, 6)
     context = case.context(x) if case.onnx_context else {}
-    assert parity(layer_spec(norm.eval(), x, *context.values()), "onnx", dynamo=True) <= 1e-4
+    assert parity(layer_spec(norm.eval(), x, *context.values()), "onnx", dynamo=dynamo) <= 1e-4
 
 
 def _layers(case: NormCase) -> list[tuple[nn.Module, Tensor]]:
