@@ -7,20 +7,26 @@ weights, one set for the means and one for the variances:
     \mu = \sum_{k \in \{IN, LN, BN\}} w_k \mu_k, \qquad
     \sigma^2 = \sum_k w'_k \sigma^2_k, \qquad y = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}
 
-SN takes ``w = softmax(λ)``; SSN takes a sparse projection of λ onto the simplex. The paper's
-SSN uses *sparsestmax* (sparsemax with an extra constraint ``‖p − 1/3‖ ≥ r`` whose radius ``r``
-is annealed during training to reach one-hot weights); with ``r = 0`` it is sparsemax (Martins &
-Astudillo, 2016), which is what :class:`SparseSwitchableNorm2d` uses (no radius schedule).
+SN takes ``w = softmax(λ)``; SSN takes *sparsestmax*: the Euclidean projection of λ onto the
+simplex minus an open ball around its centre, ``{p ∈ Δ : ‖p − 1/3‖ ≥ r}``. The paper grows the
+radius ``r`` during training so that the weights end one-hot; at ``r = 0`` sparsestmax is
+sparsemax (Martins & Astudillo, 2016). :func:`sparsestmax` computes the exact projection (the
+nearest of the few candidate points, below); the radius is a buffer of
+:class:`SparseSwitchableNorm2d` that the training loop sets (the module has no schedule).
 """
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
+from .._check import is_exporting
 from ._base import RunningStatsNorm2d, dd
 
-__all__ = ["SparseSwitchableNorm2d", "SwitchableNorm2d", "sparsemax"]
+__all__ = ["SparseSwitchableNorm2d", "SwitchableNorm2d", "sparsemax", "sparsestmax"]
 
 
 def sparsemax(z: Tensor, dim: int = -1) -> Tensor:
@@ -46,6 +52,61 @@ def sparsemax(z: Tensor, dim: int = -1) -> Tensor:
     support = (1 + k * ranked > cumulative).to(z.dtype).sum(-1, keepdim=True)
     tau = (cumulative.gather(-1, support.long() - 1) - 1) / support
     return (z - tau).clamp_min(0).movedim(-1, dim)
+
+
+MAX_RADIUS = math.sqrt(2 / 3)
+"""Distance from the centre of the 3-simplex to its vertices: the largest radius sparsestmax accepts."""
+_EDGES = ((1, 2), (2, 0), (0, 1))  # the non-zero components (a, b) of each edge
+
+
+def sparsestmax(z: Tensor, radius: float | Tensor) -> Tensor:
+    r"""Project ``z`` ``(..., 3)`` onto ``{p ∈ Δ : ‖p − u‖ ≥ r}``, ``u = 1/3`` (Shao et al., 2019).
+
+    The set is the simplex with an open disc of radius ``r`` removed around its centre. The
+    nearest point is one of: the sparsemax point (if it lies outside the disc); the radial
+    projection ``u + r (z' − u) / ‖z' − u‖`` of ``z`` onto the circle (if inside the simplex;
+    ``z'``: ``z`` projected onto ``Σp = 1``; direction ``e₀ − u`` when ``z' = u``); the nearest
+    point of each edge outside the disc (edge points ``p_a − p_b = s`` with
+    ``|s| ≥ √(2 (r² − 1/6))``). The feasible candidate nearest to ``z`` is returned.
+
+    Args:
+        z: scores, last dimension 3.
+        radius: ``r`` in ``[0, √(2/3)]``; 0 gives sparsemax, ``√(2/3)`` a vertex.
+
+    Raises:
+        ValueError: if the last dimension is not 3, or for a radius outside the range.
+
+    Example:
+        >>> sparsestmax(torch.tensor([0.5, 0.4, 0.1]), 0.0)
+        tensor([0.5000, 0.4000, 0.1000])
+        >>> [round(v, 4) for v in sparsestmax(torch.tensor([0.5, 0.4, 0.1]), 0.5).tolist()]
+        [0.7041, 0.2959, 0.0]
+    """
+    if z.shape[-1] != 3:
+        raise ValueError(f"sparsestmax: expects 3 scores in the last dimension, got shape {tuple(z.shape)}")
+    if not is_exporting() and not 0 <= float(radius) <= MAX_RADIUS + 1e-6:
+        raise ValueError(f"sparsestmax: radius must be in [0, √(2/3) = {MAX_RADIUS:.4f}], "
+                         f"got {float(radius)}")
+    r = torch.as_tensor(radius, dtype=z.dtype, device=z.device)
+    eye = torch.eye(3, dtype=z.dtype, device=z.device)
+    u = eye.mean(0)
+    simplex = sparsemax(z)
+    direction = z - z.mean(-1, keepdim=True)  # z' − u
+    length = direction.norm(dim=-1, keepdim=True)
+    direction = torch.where(length > 0, direction, eye[0] - u)
+    circle = u + r * direction / direction.norm(dim=-1, keepdim=True)
+    s_min = (2 * (r.square() - 1 / 6)).clamp(0, 1).sqrt()
+    edges = []
+    for a, b in _EDGES:  # points (1 + s)/2 e_a + (1 − s)/2 e_b, |s| ≥ s_min
+        gap = (z[..., a] - z[..., b]).clamp(-1, 1)
+        s = (torch.where(gap >= 0, 1.0, -1.0) * torch.maximum(gap.abs(), s_min))[..., None]
+        edges.append((1 + s) / 2 * eye[a] + (1 - s) / 2 * eye[b])
+    candidates = torch.stack([simplex, circle, *edges], dim=-2)  # (..., 5, 3)
+    feasible = torch.stack([(simplex - u).norm(dim=-1) >= r, (circle >= 0).all(-1),
+                            *[torch.ones_like(r, dtype=torch.bool).expand(z.shape[:-1])] * 3], -1)
+    distance = torch.where(feasible, (candidates - z[..., None, :]).square().sum(-1), torch.inf)
+    best = distance.argmin(-1, keepdim=True)[..., None].expand(*z.shape[:-1], 1, 3)
+    return candidates.gather(-2, best).squeeze(-2)
 
 
 class SwitchableNorm2d(RunningStatsNorm2d):
@@ -117,9 +178,16 @@ class SwitchableNorm2d(RunningStatsNorm2d):
 class SparseSwitchableNorm2d(SwitchableNorm2d):
     """Sparse Switchable Normalization: the importance weights are sparse (Shao et al., 2019).
 
-    As :class:`SwitchableNorm2d` with sparsemax (sparsestmax at radius 0, see the module
-    docstring) in place of softmax, so weights can be exactly zero and a trained layer often
-    uses one normalizer. The weights start at one: equal shares, as in SN.
+    As :class:`SwitchableNorm2d` with :func:`sparsestmax` in place of softmax, so weights can be
+    exactly zero, and one-hot once the radius reaches ``√(2/3)``. The paper grows the radius
+    during training; set the ``radius`` buffer from the training loop
+    (``ssn.radius.fill_(r)``; it is saved with the state dict). The weights start at one: equal
+    shares at radius 0, as in SN.
+
+    Args:
+        num_features: C, the number of channels.
+        radius: the sparsestmax radius at construction (0: sparsemax).
+        **kw: as :class:`SwitchableNorm2d` (``eps``, ``momentum``, ``affine``, ...).
 
     Example:
         >>> ssn = SparseSwitchableNorm2d(4)
@@ -127,8 +195,16 @@ class SparseSwitchableNorm2d(SwitchableNorm2d):
         ...     _ = ssn.mean_weight.copy_(torch.tensor([2.0, 0.0, 0.0]))
         >>> ssn.importance()[0].tolist()
         [1.0, 0.0, 0.0]
+        >>> _ = ssn.radius.fill_(MAX_RADIUS)
+        >>> ssn.importance()[1].tolist()  # equal var weights: ties go to IN
+        [1.0, 0.0, 0.0]
     """
 
+    def __init__(self, num_features: int, *, radius: float = 0.0, **kw: Any) -> None:
+        super().__init__(num_features, **kw)
+        factory = {"device": kw.get("device"), "dtype": kw.get("dtype")}
+        self.register_buffer("radius", torch.tensor(float(radius), **factory))
+
     def importance(self) -> tuple[Tensor, Tensor]:
-        """Sparsemax of the mean and variance weights, each ``(3,)`` summing to one."""
-        return sparsemax(self.mean_weight), sparsemax(self.var_weight)
+        """Sparsestmax of the mean and variance weights, each ``(3,)`` summing to one."""
+        return sparsestmax(self.mean_weight, self.radius), sparsestmax(self.var_weight, self.radius)

@@ -46,7 +46,7 @@ class NormCase:
 
 CASES = [
     NormCase("switchable", running=True),
-    NormCase("sparse_switchable", running=True),
+    NormCase("sparse_switchable", {"radius": 0.3}, running=True),
     NormCase("region", context=lambda x: {"mask": mask_like(x)}),
     NormCase("region_learned", {"threshold": 0.5}),
     NormCase("local_context", {"num_groups": 2, "window_size": 3}),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from condnorm.norms import SparseSwitchableNorm2d, SwitchableNorm2d, sparsemax
+from condnorm.norms.switchable import MAX_RADIUS, sparsestmax
 
 
 def _x(seed: int = 0) -> torch.Tensor:
@@ -79,3 +81,46 @@ def test_sparse_switchable_with_one_winner_is_instance_norm() -> None:
 def test_sparse_switchable_starts_with_equal_shares_like_switchable() -> None:
     x = _x()
     torch.testing.assert_close(SparseSwitchableNorm2d(6)(x), SwitchableNorm2d(6)(x))
+
+
+def _grid(steps: int = 600) -> torch.Tensor:
+    i, j = torch.meshgrid(torch.arange(steps + 1), torch.arange(steps + 1), indexing="ij")
+    keep = i + j <= steps
+    a, b = i[keep].double() / steps, j[keep].double() / steps
+    return torch.stack([a, b, 1 - a - b], -1)  # points of the simplex
+
+
+@pytest.mark.parametrize("radius", [0.0, 0.2, 0.45, 0.7, MAX_RADIUS])
+def test_sparsestmax_is_the_nearest_point_outside_the_disc(radius: float) -> None:
+    grid = _grid()
+    outside = grid[(grid - 1 / 3).norm(dim=-1) >= radius]
+    g = torch.Generator().manual_seed(0)
+    for z in torch.randn(30, 3, generator=g, dtype=torch.float64) * 0.4:
+        p = sparsestmax(z, radius)
+        assert abs(p.sum().item() - 1) < 1e-9 and p.min() >= 0
+        assert (p - 1 / 3).norm() >= radius - 1e-9
+        brute = (outside - z).square().sum(-1).min()
+        assert (p - z).square().sum() <= brute + 1e-9  # no grid point outside the disc is nearer
+        assert (p - z).square().sum() >= brute - 3e-3  # and the grid comes close to it
+
+
+def test_sparsestmax_at_radius_zero_is_sparsemax_and_at_the_maximum_a_vertex() -> None:
+    z = torch.randn(10, 3, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(sparsestmax(z, 0.0), sparsemax(z))
+    vertices = sparsestmax(z, MAX_RADIUS)
+    torch.testing.assert_close(vertices, F.one_hot(z.argmax(-1), 3).float(), atol=1e-6, rtol=0)
+
+
+def test_sparsestmax_errors() -> None:
+    with pytest.raises(ValueError, match="expects 3 scores in the last dimension"):
+        sparsestmax(torch.zeros(4), 0.1)
+    with pytest.raises(ValueError, match=r"radius must be in \[0, √\(2/3\) = 0.8165\], got 0.9"):
+        sparsestmax(torch.zeros(3), 0.9)
+
+
+def test_sparse_switchable_radius_is_a_saved_buffer_used_by_the_weights() -> None:
+    ssn = SparseSwitchableNorm2d(6, radius=0.5)
+    assert float(ssn.state_dict()["radius"]) == 0.5
+    wm, wv = ssn.importance()
+    for w in (wm, wv):  # equal scores: pushed out of the disc, still on the simplex
+        assert (w - 1 / 3).norm() >= 0.5 - 1e-6 and abs(w.sum().item() - 1) < 1e-6
