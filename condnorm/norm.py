@@ -121,7 +121,7 @@ def make_norm(kind: NormSpec, num_features: int, **kw: Any) -> nn.Module:
     kind                   module                                      running stats   context
     =====================  ==========================================  ==============  ===============
     ``switchable``         ``SwitchableNorm2d`` (IN/LN/BN, softmax)    yes (BN part)
-    ``sparse_switchable``  ``SparseSwitchableNorm2d`` (sparsemax)      yes (BN part)
+    ``sparse_switchable``  ``SparseSwitchableNorm2d`` (sparsestmax)    yes (BN part)
     ``region``             ``RegionNorm2d`` (RN-B)                     no              ``mask``
     ``region_learned``     ``LearnedRegionNorm2d`` (RN-L)              no
     ``local_context``      ``LocalContextNorm2d``                      no
