@@ -42,13 +42,14 @@ class NormCase:
     context: Callable[[Tensor], dict[str, Tensor]] = lambda x: {}
     running: bool = False
     onnx_context: bool = True  # pass the context to the exported graph (eval mode ignores Kalman's)
+    batch_stats_in_eval: bool = False  # eval mode standardises with the batch's statistics (RN)
 
 
 CASES = [
     NormCase("switchable", running=True),
     NormCase("sparse_switchable", {"radius": 0.3}, running=True),
-    NormCase("region", context=lambda x: {"mask": mask_like(x)}),
-    NormCase("region_learned", {"threshold": 0.5}),
+    NormCase("region", context=lambda x: {"mask": mask_like(x)}, batch_stats_in_eval=True),
+    NormCase("region_learned", {"threshold": 0.5, "kernel_size": 3}, batch_stats_in_eval=True),
     NormCase("local_context", {"num_groups": 2, "window_size": 3}),
     NormCase("split", context=lambda x: {"domain": domains_for(x)}, running=True),
     NormCase("domain_specific", {"num_domains": 3}, context=lambda x: {"domain": domains_for(x)},
