@@ -51,6 +51,15 @@ class AdaptiveBatchNorm2d(nn.Module):
         self.a = nn.Parameter(torch.ones(1, 1, 1, 1, **dd(device, dtype)))
         self.b = nn.Parameter(torch.zeros(1, 1, 1, 1, **dd(device, dtype)))
 
+    @property
+    def momentum(self) -> float | None:
+        """The inner batch norm's momentum (what conditional layers set through ``momentum=``)."""
+        return self.bn.momentum
+
+    @momentum.setter
+    def momentum(self, value: float | None) -> None:
+        self.bn.momentum = value
+
     def forward(self, x: Tensor) -> Tensor:
         """Blend ``x`` with its batch normalization."""
         return self.a * x + self.b * self.bn(x)

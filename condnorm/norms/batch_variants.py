@@ -10,7 +10,8 @@ Both keep batch norm's per-channel mean over ``(N, H, W)`` and change the scale:
   :math:`s_c = \sqrt{\pi/2}\,\mathrm{E}_{NHW}|x - \mu_c|`, :math:`y = (x - \mu_c) / (s_c + \epsilon)`.
 
 Both keep running statistics like batch norm; L1 BN's ``running_var`` holds ``s²`` (the variance
-its scale implies for Gaussian data), so eval mode divides by ``√running_var + ε``.
+its scale implies for Gaussian data, with batch norm's ``n / (n − 1)`` factor like every running
+variance here), so eval mode divides by ``√running_var + ε``.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from condnorm import CBN
 from condnorm.norms import AdaptiveBatchNorm2d
 
 
@@ -25,3 +26,8 @@ def test_starts_as_the_identity_with_the_seeds_names() -> None:
     assert (m.a.item(), m.b.item()) == (1.0, 0.0)
     assert set(m.state_dict()) == {"a", "b", "bn.running_mean", "bn.running_var", "bn.num_batches_tracked"}
     assert set(AdaptiveBatchNorm2d(5, affine=True).state_dict()) >= {"bn.weight", "bn.bias"}
+
+
+def test_a_conditional_layers_momentum_reaches_the_inner_batch_norm() -> None:
+    layer = CBN(5, num_classes=2, norm="adaptive_batch", momentum=0.3)
+    assert layer.param_free_norm.bn.momentum == 0.3
