@@ -1,10 +1,11 @@
 """condnorm: conditional normalization layers for generative models.
 
 A conditional normalization layer is ``modulate(normalize(x), condition)``: a parameter-free
-normalizer (:func:`make_norm`) followed by a scale and shift predicted from a condition.
+normalizer (:func:`make_norm`; the statistics and standardisation branches' normalizers live in
+:mod:`condnorm.norms`) followed by a scale and shift predicted from a condition.
 """
 
-from . import functional
+from . import functional, norms
 from .adacon import AdaCoN, AdaptiveConvNorm2d
 from .adain import AdaIN, AdaptiveInstanceNorm2d
 from .cbn import CBN, ConditionalBatchNorm2d
@@ -51,6 +52,7 @@ __all__ = [
     "make_norm",
     "mix_table",
     "modulate",
+    "norms",
     "recalibrate",
     "region_average_pool",
     "region_broadcast",
