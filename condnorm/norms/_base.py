@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .._check import check_shape
+
 __all__ = ["Normalizer2d", "RunningStatsNorm2d", "dd"]
 
 
@@ -56,6 +58,10 @@ class Normalizer2d(nn.Module):
         if affine:
             self.weight = nn.Parameter(torch.ones(num_features, **dd(device, dtype)))
             self.bias = nn.Parameter(torch.zeros(num_features, **dd(device, dtype)))
+
+    def _check_input(self, x: Tensor) -> None:
+        """Raise unless ``x`` is ``(N, C, H, W)`` with ``C = num_features`` (static: compiles)."""
+        check_shape(x, ("N", "C", "H", "W"), f"{type(self).__name__} x", {"C": self.num_features})
 
     def _affine(self, y: Tensor) -> Tensor:
         """``y · weight + bias`` per channel when ``affine``, else ``y``."""

@@ -46,6 +46,7 @@ class _ChannelMeanBatchNorm2d(RunningStatsNorm2d):
 
     def forward(self, x: Tensor) -> Tensor:
         """Standardise ``x`` with the batch's (training) or the running (eval) statistics."""
+        self._check_input(x)
         if self.use_batch_stats:
             mean = x.mean((0, 2, 3))
             centred = x - mean[:, None, None]

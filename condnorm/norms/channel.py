@@ -37,6 +37,7 @@ class ChannelNorm2d(Normalizer2d):
 
     def forward(self, x: Tensor) -> Tensor:
         """Standardise ``x`` over its channels at every position."""
+        self._check_input(x)
         mean = x.mean(1, keepdim=True)
         var = x.var(1, keepdim=True, correction=0)
         return self._affine((x - mean) * torch.rsqrt(var + self.eps))

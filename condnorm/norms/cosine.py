@@ -61,6 +61,7 @@ class CosineNorm2d(Normalizer2d):
 
     def forward(self, x: Tensor) -> Tensor:
         """The cosine (or correlation) of every filter with every patch of ``x``."""
+        self._check_input(x)
         w = self.kernel
         k = w.shape[-1]
         if self.centered:

@@ -168,6 +168,7 @@ class CrossIterationBatchNorm2d(RunningStatsNorm2d):
         ``conv``, ``conv_input``: the preceding convolution and its input (``x = conv(conv_input)``),
         for the compensation; training only (ignored in eval mode).
         """
+        self._check_input(x)
         if self.use_batch_stats:
             mean = x.mean((0, 2, 3))
             square = x.square().mean((0, 2, 3))

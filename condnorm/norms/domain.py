@@ -66,6 +66,7 @@ class DomainSpecificBatchNorm2d(RunningStatsNorm2d):
 
     def forward(self, x: Tensor, domain: Tensor | None = None) -> Tensor:
         """Standardise each sample with its domain's statistics (``domain``: the context)."""
+        self._check_input(x)
         if domain is None:
             raise ValueError(f"{type(self).__name__}: needs domain= (N,) ids in [0, {self.num_domains}); "
                              "pass it to the conditional layer as a keyword (layer(x, cond, domain=d))")

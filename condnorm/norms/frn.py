@@ -55,6 +55,7 @@ class FilterResponseNorm2d(Normalizer2d):
 
     def forward(self, x: Tensor) -> Tensor:
         """Normalise ``x`` by its filter response and threshold it."""
+        self._check_input(x)
         nu2 = x.square().mean((2, 3), keepdim=True)
         eps = self.eps_learned.abs() + self.eps if self.learnable_eps else self.eps
         y = self._affine(x * torch.rsqrt(nu2 + eps))

@@ -72,6 +72,7 @@ class KalmanNorm2d(RunningStatsNorm2d):
     def estimate(self, x: Tensor, prev_mean: Tensor | None = None,
                  prev_var: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """The layer's statistics ``(μ̂, σ̂²)``, each ``(C,)``: filtered batch ones, or running ones in eval."""
+        self._check_input(x)
         if not self.use_batch_stats:
             return self.running_mean, self.running_var
         mean = x.mean((0, 2, 3))

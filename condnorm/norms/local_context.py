@@ -94,6 +94,7 @@ class LocalContextNorm2d(Normalizer2d):
 
     def forward(self, x: Tensor) -> Tensor:
         """Standardise ``x`` with its local context statistics."""
+        self._check_input(x)
         return self._affine(local_context_norm(x, self.num_groups, self.window_size, self.eps))
 
     def extra_repr(self) -> str:

@@ -88,6 +88,7 @@ class RegionNorm2d(Normalizer2d):
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """Standardise each region of ``x`` given by ``mask`` (the context every layer passes on)."""
+        self._check_input(x)
         if mask is None:
             raise ValueError("RegionNorm2d: needs mask= (N, 1, H, W), 1 inside the region and 0 outside; "
                              "pass it to the conditional layer as a keyword (layer(x, cond, mask=m))")
@@ -150,6 +151,7 @@ class LearnedRegionNorm2d(Normalizer2d):
 
     def forward(self, x: Tensor) -> Tensor:
         """Standardise the learned regions of ``x``, then apply the self-aware affine."""
+        self._check_input(x)
         s = self.spatial_response(x)
         y = region_norm(x, (s.detach() >= self.threshold).to(x.dtype), self.eps)
         return self._affine(y * (1 + self.gamma(s)) + self.beta(s))

@@ -158,6 +158,7 @@ class SwitchableNorm2d(RunningStatsNorm2d):
 
     def forward(self, x: Tensor) -> Tensor:
         """Standardise ``x`` with the mixed statistics."""
+        self._check_input(x)
         mean_in = x.mean((2, 3), keepdim=True)
         var_in = x.var((2, 3), keepdim=True, correction=0)
         square_in = var_in + mean_in.square()

@@ -147,6 +147,17 @@ def test_under_spade_adain_and_cbn_with_the_context(case: NormCase) -> None:
         assert all(p.grad is not None for p in layer.param_free_norm.parameters())
 
 
+@pytest.mark.parametrize("case", [c for c in CASES if c.kind != "adaptive_batch"],
+                         ids=[c.kind for c in CASES if c.kind != "adaptive_batch"])
+def test_wrong_input_shape_is_a_clear_error(case: NormCase) -> None:
+    norm = make_norm(case.kind, 4, **case.kwargs)
+    x = data(c=5)
+    with pytest.raises(ValueError, match=r"x: expected shape \(N, C=4, H, W\), got \(4, 5, 5, 6\)"):
+        norm(x, **case.context(x))
+    with pytest.raises(ValueError, match=r"expected a 4-d tensor of shape \(N, C=4, H, W\)"):
+        norm(x[0], **case.context(x))
+
+
 def test_context_for_a_kind_without_it_is_a_clear_error() -> None:
     layer = SPADE(4, label_nc=3, norm="batch", hidden=8)
     with pytest.raises(TypeError, match="BatchNorm2d does not accept the normalizer context mask="):
