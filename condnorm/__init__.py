@@ -1,7 +1,8 @@
 """condnorm: conditional normalization layers for generative models.
 
 A conditional normalization layer is ``modulate(normalize(x), condition)``: a parameter-free
-normalizer (:func:`make_norm`) followed by a scale and shift predicted from a condition.
+normalizer (:func:`make_norm`; the statistics and standardisation branches' normalizers live in
+:mod:`condnorm.norms`) followed by a scale and shift predicted from a condition.
 
 ``__all__`` is the public API: the layers (long names and aliases), ``make_norm``, the model
 helpers, :class:`SemanticMap` and the main functions; everything else of
@@ -9,7 +10,7 @@ helpers, :class:`SemanticMap` and the main functions; everything else of
 (:mod:`condnorm.semantic_map`, :mod:`condnorm.autograd`, :mod:`condnorm.graph_mode`) by module.
 """
 
-from . import functional
+from . import functional, norms
 from .adacon import AdaCoN, AdaptiveConvNorm2d
 from .adagn import AdaGN, AdaptiveGroupNorm
 from .adain import AdaIN, AdaptiveInstanceNorm2d
@@ -74,6 +75,7 @@ __all__ = [
     "make_norm",
     "modulate",
     "modulated_conv2d",
+    "norms",
     "recalibrate",
     "region_average_pool",
     "revert_sync_batchnorm",

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from . import functional as CF
 from ._check import check_finite, check_shape
-from .norm import NormSpec, make_norm
+from .norm import NormSpec, apply_norm, make_norm
 
 __all__ = ["AdaIN", "AdaptiveInstanceNorm2d"]
 
@@ -116,13 +116,17 @@ class AdaptiveInstanceNorm2d(nn.Module):
             self.affine.bias.zero_()
             self.affine.bias[: self.num_features] = float(self.plain_gamma)
 
-    def forward(self, x: Tensor, style: Tensor) -> Tensor:
-        """Normalise ``x`` and modulate it with γ, β projected from ``style``."""
+    def forward(self, x: Tensor, style: Tensor, **norm_kwargs: Any) -> Tensor:
+        """Normalise ``x`` and modulate it with γ, β projected from ``style``.
+
+        ``norm_kwargs`` go to the normalizer unchanged (:func:`condnorm.norm.apply_norm`).
+        """
         sizes = check_shape(x, ("N", "C", "H", "W"), "AdaptiveInstanceNorm2d x", {"C": self.num_features})
         check_shape(style, ("N", "D"), "AdaptiveInstanceNorm2d style", {"N": sizes["N"], "D": self.style_dim})
         check_finite(style, "AdaptiveInstanceNorm2d style")
         gamma, beta = self.affine(style)[:, :, None, None].chunk(2, dim=1)
-        return CF.modulate(self.param_free_norm(x), gamma, beta, plain_gamma=self.plain_gamma)
+        normalized = apply_norm(self.param_free_norm, x, norm_kwargs)
+        return CF.modulate(normalized, gamma, beta, plain_gamma=self.plain_gamma)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, style_dim={self.style_dim}, plain_gamma={self.plain_gamma}"

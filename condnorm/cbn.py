@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ._check import check_finite, check_shape
 from .functional import mix_table, modulate
-from .norm import NormSpec, make_norm
+from .norm import NormSpec, apply_norm, make_norm
 
 __all__ = ["CBN", "ConditionalBatchNorm2d"]
 
@@ -133,11 +135,15 @@ class ConditionalBatchNorm2d(nn.Module):
         table = torch.cat([self.gamma.weight, self.beta.weight], dim=1)
         return mix_table(table, condition, batch_size=batch_size, name=name).chunk(2, dim=1)
 
-    def forward(self, x: Tensor, condition: Tensor) -> Tensor:
-        """Normalise ``x`` and modulate it with the condition's γ, β."""
+    def forward(self, x: Tensor, condition: Tensor, **norm_kwargs: Any) -> Tensor:
+        """Normalise ``x`` and modulate it with the condition's γ, β.
+
+        ``norm_kwargs`` go to the normalizer unchanged (:func:`condnorm.norm.apply_norm`).
+        """
         sizes = check_shape(x, ("N", "C", "H", "W"), f"{type(self).__name__} x", {"C": self.num_features})
         gamma, beta = self.affine_params(condition, sizes["N"])
-        return modulate(self.param_free_norm(x), gamma[:, :, None, None], beta[:, :, None, None],
+        normalized = apply_norm(self.param_free_norm, x, norm_kwargs)
+        return modulate(normalized, gamma[:, :, None, None], beta[:, :, None, None],
                         plain_gamma=self.plain_gamma)
 
     def extra_repr(self) -> str:

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from ._check import check_shape
 from .functional import modulate, region_broadcast, resize_segmap
-from .norm import NormSpec, make_norm
+from .norm import NormSpec, apply_norm, make_norm
 
 __all__ = ["CLADE", "ClassAdaptiveNorm2d"]
 
@@ -85,8 +85,11 @@ class ClassAdaptiveNorm2d(nn.Module):
             nn.init.zeros_(self.weight)
         nn.init.zeros_(self.bias)
 
-    def forward(self, x: Tensor, segmap: Tensor) -> Tensor:
-        """Normalise ``x`` and modulate it with its pixels' class rows of γ and β."""
+    def forward(self, x: Tensor, segmap: Tensor, **norm_kwargs: Any) -> Tensor:
+        """Normalise ``x`` and modulate it with its pixels' class rows of γ and β.
+
+        ``norm_kwargs`` go to the normalizer unchanged (:func:`condnorm.norm.apply_norm`).
+        """
         sizes = check_shape(x, ("N", "C", "H", "W"), "CLADE x", {"C": self.num_features})
         if segmap.dim() == 3:
             check_shape(segmap, ("N", "H'", "W'"), "CLADE segmap (ids)", {"N": sizes["N"]})
@@ -96,7 +99,8 @@ class ClassAdaptiveNorm2d(nn.Module):
             segmap = segmap.to(x.dtype)
         table = torch.cat([self.weight, self.bias], dim=1)  # one pass paints γ and β
         gamma, beta = region_broadcast(resize_segmap(segmap, x.shape[-2:]), table).chunk(2, dim=1)
-        return modulate(self.param_free_norm(x), gamma, beta, plain_gamma=self.plain_gamma)
+        normalized = apply_norm(self.param_free_norm, x, norm_kwargs)
+        return modulate(normalized, gamma, beta, plain_gamma=self.plain_gamma)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, label_nc={self.label_nc}, plain_gamma={self.plain_gamma}"

@@ -206,7 +206,13 @@ def recalibrate(
 
     With ``reset=False`` the old statistics are kept as ``num_batches_tracked`` earlier batches
     of a cumulative average (what ``momentum=None`` does): ``new = (k old + b pass) / (k + b)``.
-    Normalizers the pass never reaches keep their statistics. Under DDP each process sees only
+    Normalizers the pass never reaches keep their statistics.
+
+    The normalizers of :mod:`condnorm.norms` that keep running statistics (switchable, split,
+    extended/L1 batch, cross-iteration, Kalman: :class:`~condnorm.norms.RunningStatsNorm2d`) are
+    re-estimated as their own cumulative average (``momentum=None``) of the statistics they
+    compute per batch, after :meth:`reset_running_stats` unless ``reset=False``: exact for one
+    batch, the mean of the per-batch statistics for several. Under DDP each process sees only
     its shard: recalibrate on one process (after :func:`revert_sync_batchnorm`) or average the
     buffers across processes afterwards.
 
@@ -227,15 +233,19 @@ def recalibrate(
     """
     run = _default_forward if forward is None else forward
     norms = [m for m in model.modules() if is_batch_statistics(m)]
-    moments = {m: _Moments(m) for m in norms}
+    moments = {m: _Moments(m) for m in norms if isinstance(m, _NormBase)}
     modes = {m: m.training for m in model.modules()}
     momenta = {m: m.momentum for m in norms}
-    hooks = [m.register_forward_pre_hook(moments[m]) for m in norms]
+    hooks = [m.register_forward_pre_hook(moments[m]) for m in moments]
     try:
         for m in modes:
-            m.training = m in moments
+            m.training = m in momenta
         for m in norms:
-            m.momentum = 0.0  # the layer leaves its buffers alone; they are written below
+            # torch norms leave their buffers alone (they are written below); the others average
+            # their own statistics cumulatively, from scratch unless reset=False
+            m.momentum = 0.0 if m in moments else None
+            if reset and m not in moments:
+                m.reset_running_stats()
         with torch.no_grad():
             for batch in batches:
                 run(model, batch)
@@ -246,7 +256,8 @@ def recalibrate(
             m.training = mode
         for m, momentum in momenta.items():
             m.momentum = momentum
-            m.num_batches_tracked.fill_(moments[m].prior_batches)
+        for m, mom in moments.items():
+            m.num_batches_tracked.fill_(mom.prior_batches)
     with torch.no_grad():
         for m, mom in moments.items():
             if mom.calls:

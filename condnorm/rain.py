@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from ._check import check_finite, check_shape
 from .functional import NoiseSource, inject_noise, modulate, region_broadcast, resize_segmap
-from .norm import NormSpec, make_norm
+from .norm import NormSpec, apply_norm, make_norm
 from .spade import SPADE
 
 __all__ = ["RAIN", "SEAN", "RegionAdaptiveNorm2d"]
@@ -136,8 +136,12 @@ class RegionAdaptiveNorm2d(nn.Module):
         segmap: Tensor,
         style_codes: Tensor | None,
         noise: NoiseSource = None,
+        **norm_kwargs: Any,
     ) -> Tensor:
-        """Normalise ``x`` (plus noise) and modulate it with the blended γ, β."""
+        """Normalise ``x`` (plus noise) and modulate it with the blended γ, β.
+
+        ``norm_kwargs`` go to the normalizer unchanged (:func:`condnorm.norm.apply_norm`).
+        """
         sizes = check_shape(x, ("N", "C", "H", "W"), "RAIN x", {"C": self.num_features})
         check_shape(segmap, ("N", "L", "H'", "W'"), "RAIN segmap", {"N": sizes["N"], "L": self.label_nc})
         if self.style_branch:
@@ -151,7 +155,7 @@ class RegionAdaptiveNorm2d(nn.Module):
         segmap = resize_segmap(segmap.to(x.dtype), x.shape[-2:])
         if not self.style_branch:
             gamma, beta = self.Spade.gamma_beta(segmap, x.shape[-2:])
-            return modulate(self.param_free_norm(x), gamma, beta)
+            return modulate(apply_norm(self.param_free_norm, x, norm_kwargs), gamma, beta)
         # (L, N, D) @ (L, D, D)^T: every class's linear on every sample's code for that class.
         styles = torch.baddbmm(self.fc_mu_bias.unsqueeze(1), style_codes.to(x.dtype).transpose(0, 1),
                                self.fc_mu_weight.transpose(1, 2)).relu().transpose(0, 1)
@@ -160,7 +164,7 @@ class RegionAdaptiveNorm2d(nn.Module):
         a_gamma, a_beta = self.blending_gamma.sigmoid(), self.blending_beta.sigmoid()
         gamma = gamma_spade + a_gamma * (self.conv_gamma(style_map) - gamma_spade)
         beta = beta_spade + a_beta * (self.conv_beta(style_map) - beta_spade)
-        return modulate(self.param_free_norm(x), gamma, beta)
+        return modulate(apply_norm(self.param_free_norm, x, norm_kwargs), gamma, beta)
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         if not self.style_branch:  # SEAN saves the unused branch of its use_rgb=False layer

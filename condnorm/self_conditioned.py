@@ -8,13 +8,14 @@ the way SE blocks gate channels.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ._check import check_shape
 from .functional import mix_table, modulate
-from .norm import NormSpec, make_norm
+from .norm import NormSpec, apply_norm, make_norm
 
 __all__ = ["AttentiveNorm2d", "InstanceEnhancementBatchNorm2d"]
 
@@ -159,12 +160,16 @@ class AttentiveNorm2d(nn.Module):
         logits = self.attention(x.mean((2, 3)))
         return logits.softmax(dim=1) if self.attention_kind == "softmax" else logits.sigmoid()
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Normalise ``x`` and modulate it with the λ-weighted mixture of components."""
+    def forward(self, x: Tensor, **norm_kwargs: Any) -> Tensor:
+        """Normalise ``x`` and modulate it with the λ-weighted mixture of components.
+
+        ``norm_kwargs`` go to the normalizer unchanged (:func:`condnorm.norm.apply_norm`).
+        """
         check_shape(x, ("N", "C", "H", "W"), "AttentiveNorm2d x", {"C": self.num_features})
         table = torch.cat([self.weight, self.bias], dim=1)
         gamma, beta = mix_table(table, self.mixture_weights(x), name="AttentiveNorm2d λ").chunk(2, dim=1)
-        return modulate(self.param_free_norm(x), gamma[:, :, None, None], beta[:, :, None, None])
+        return modulate(apply_norm(self.param_free_norm, x, norm_kwargs), gamma[:, :, None, None],
+                        beta[:, :, None, None])
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, num_mixtures={self.num_mixtures}, attention={self.attention_kind!r}"

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from ._check import check_ids, check_shape
 from .functional import modulate, paint_columns, resize_segmap
 from .graph_mode import capturing_graph, exporting_onnx
-from .norm import NormSpec, make_norm
+from .norm import NormSpec, apply_norm, make_norm
 from .semantic_map import (
     LabelWindows,
     SemanticMap,
@@ -164,8 +164,11 @@ class SPADE(nn.Module):
         return (paint_columns(gamma.contiguous(), windows.pixel_patch),
                 paint_columns(beta.contiguous(), windows.pixel_patch))
 
-    def forward(self, x: Tensor, segmap: Tensor | SemanticMap) -> Tensor:
-        """Normalise ``x`` and modulate it with γ, β predicted from ``segmap``."""
+    def forward(self, x: Tensor, segmap: Tensor | SemanticMap, **norm_kwargs: Any) -> Tensor:
+        """Normalise ``x`` and modulate it with γ, β predicted from ``segmap``.
+
+        ``norm_kwargs`` go to the normalizer unchanged (:func:`condnorm.norm.apply_norm`).
+        """
         sizes = check_shape(x, ("N", "C", "H", "W"), "SPADE x", {"C": self.num_features})
         if isinstance(segmap, SemanticMap) or (segmap.dim() == 3 and not segmap.is_floating_point()):
             self._check_labels(segmap, sizes["N"])
@@ -174,7 +177,7 @@ class SPADE(nn.Module):
                         {"N": sizes["N"], "L": self.label_nc})
             segmap = segmap.to(x.dtype)
         gamma, beta = self.gamma_beta(segmap, x.shape[-2:])
-        return modulate(self.param_free_norm(x), gamma, beta)
+        return modulate(apply_norm(self.param_free_norm, x, norm_kwargs), gamma, beta)
 
     def _check_labels(self, segmap: Tensor | SemanticMap, batch: int) -> None:
         labels = segmap if isinstance(segmap, SemanticMap) else SemanticMap(segmap)

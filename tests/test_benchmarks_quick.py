@@ -10,7 +10,7 @@ import importlib
 
 import pytest
 
-SCRIPTS = ["adain_op", "spade_layer", "spade_generator", "adain_transfer", "modulated_conv"]
+SCRIPTS = ["adain_op", "spade_layer", "spade_generator", "adain_transfer", "modulated_conv", "normalizers"]
 
 
 @pytest.mark.parametrize("name", SCRIPTS)

@@ -19,21 +19,22 @@ def _reference(x, emb, layer, groups=32, eps=1e-5, affine=True):
 
 
 @pytest.mark.parametrize("affine", [True, False])
-def test_formula(affine: bool) -> None:
-    layer = randomize(condnorm.AdaGN(64, emb_dim=16, affine=affine))
-    x, emb = rand(2, 64, 5, 6) * 3 + 1, rand(2, 16, seed=1)
+def test_formula(affine: bool, device: torch.device, dtype: torch.dtype) -> None:
+    layer = randomize(condnorm.AdaGN(64, emb_dim=16, affine=affine, device=device, dtype=dtype))
+    x, emb = rand(2, 64, 5, 6, dtype=dtype, device=device) * 3 + 1, rand(2, 16, seed=1, dtype=dtype, device=device)
     torch.testing.assert_close(layer(x, emb), _reference(x, emb, layer, affine=affine), atol=1e-5, rtol=1e-5)
 
 
-def test_identity_at_init_is_the_group_norm() -> None:
-    layer = condnorm.AdaptiveGroupNorm(64, emb_dim=16)
-    x = rand(2, 64, 4, 4)
-    torch.testing.assert_close(layer(x, rand(2, 16, seed=1)), group_norm(x, 32, 1e-5), atol=1e-5, rtol=1e-5)
+def test_identity_at_init_is_the_group_norm(device: torch.device, dtype: torch.dtype) -> None:
+    layer = condnorm.AdaptiveGroupNorm(64, emb_dim=16, device=device, dtype=dtype)
+    x = rand(2, 64, 4, 4, dtype=dtype, device=device)
+    emb = rand(2, 16, seed=1, dtype=dtype, device=device)
+    torch.testing.assert_close(layer(x, emb), group_norm(x, 32, 1e-5), atol=1e-5, rtol=1e-5)
 
 
-def test_sequences_n_c_t() -> None:
-    layer = randomize(condnorm.AdaGN(8, emb_dim=4, num_groups=4))
-    x, emb = rand(2, 8, 7), rand(2, 4, seed=1)
+def test_sequences_n_c_t(device: torch.device, dtype: torch.dtype) -> None:
+    layer = randomize(condnorm.AdaGN(8, emb_dim=4, num_groups=4, device=device, dtype=dtype))
+    x, emb = rand(2, 8, 7, dtype=dtype, device=device), rand(2, 4, seed=1, dtype=dtype, device=device)
     ref = _reference(x[..., None], emb, layer, groups=4)[..., 0]
     torch.testing.assert_close(layer(x, emb), ref, atol=1e-5, rtol=1e-5)
 

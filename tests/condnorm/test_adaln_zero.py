@@ -11,10 +11,11 @@ import condnorm
 from tests.condnorm.reference import layer_norm_last, nearest, rand, randomize, rms_norm_last, silu
 
 
-def _branches(c: int, dtype=torch.float32) -> dict[str, nn.Module]:
+def _branches(c: int, dtype=torch.float32, device=None) -> dict[str, nn.Module]:
+    kw = {"dtype": dtype, "device": device}
     return {
-        "attn": nn.Linear(c, c, dtype=dtype),
-        "mlp": nn.Sequential(nn.Linear(c, 2 * c, dtype=dtype), nn.Tanh(), nn.Linear(2 * c, c, dtype=dtype)),
+        "attn": nn.Linear(c, c, **kw),
+        "mlp": nn.Sequential(nn.Linear(c, 2 * c, **kw), nn.Tanh(), nn.Linear(2 * c, c, **kw)),
     }
 
 
@@ -51,19 +52,21 @@ def test_diffusers_ada_layer_norm_zero_keys() -> None:
     torch.testing.assert_close(fresh(x, cond), block(x, cond))
 
 
-def test_identity_at_init() -> None:
-    x = rand(2, 5, 8)
-    block = condnorm.AdaLNZero(8, cond_dim=4, branches=_branches(8))
-    torch.testing.assert_close(block(x, rand(2, 4)), x, rtol=0, atol=0)
-    token = condnorm.TokenAdaLN(8, label_nc=3, grid_size=(1, 5), branches=_branches(8), hidden=6)
-    torch.testing.assert_close(token(x, rand(2, 3, 4, 4)), x, rtol=0, atol=0)
+def test_identity_at_init(device: torch.device, dtype: torch.dtype) -> None:
+    x = rand(2, 5, 8, dtype=dtype, device=device)
+    block = condnorm.AdaLNZero(8, cond_dim=4, branches=_branches(8, dtype, device), device=device, dtype=dtype)
+    torch.testing.assert_close(block(x, rand(2, 4, dtype=dtype, device=device)), x, rtol=0, atol=0)
+    token = condnorm.TokenAdaLN(8, label_nc=3, grid_size=(1, 5), branches=_branches(8, dtype, device), hidden=6,
+                                device=device, dtype=dtype)
+    torch.testing.assert_close(token(x, rand(2, 3, 4, 4, dtype=dtype, device=device)), x, rtol=0, atol=0)
 
 
-def test_rms_zero_without_shift_is_lumina_modulation() -> None:
+def test_rms_zero_without_shift_is_lumina_modulation(device: torch.device, dtype: torch.dtype) -> None:
     """LuminaRMSNormZero: (scale_msa, gate_msa, scale_mlp, gate_mlp); x̂ = RMS(x)(1 + scale)."""
     c = 8
-    block = randomize(condnorm.AdaLNZero(c, cond_dim=6, branches=_branches(c), norm="rms", shift=False))
-    x, cond = rand(2, 5, c), rand(2, 6, seed=1)
+    block = randomize(condnorm.AdaLNZero(c, cond_dim=6, branches=_branches(c, dtype, device), norm="rms",
+                                         shift=False, device=device, dtype=dtype))
+    x, cond = rand(2, 5, c, dtype=dtype, device=device), rand(2, 6, seed=1, dtype=dtype, device=device)
     lin = block.adaLN_modulation[1]
     scale_msa, gate_msa, scale_mlp, gate_mlp = (silu(cond) @ lin.weight.T + lin.bias).chunk(4, dim=1)
     h = x + gate_msa[:, None] * block.attn(rms_norm_last(x, 1e-6) * (1 + scale_msa[:, None]))
@@ -93,14 +96,16 @@ def test_adaln_single_pixart_keys_init_and_formula() -> None:
 
 
 @pytest.mark.parametrize("kernel_size, hidden", [(1, None), (3, 6)])
-def test_token_adaln_per_token_formula(kernel_size: int, hidden: int | None) -> None:
+def test_token_adaln_per_token_formula(kernel_size: int, hidden: int | None, device: torch.device,
+                                       dtype: torch.dtype) -> None:
     c, grid = 8, (2, 3)
     layer = randomize(
         condnorm.TokenAdaLN(
-            c, label_nc=4, grid_size=grid, branches=_branches(c), kernel_size=kernel_size, hidden=hidden
+            c, label_nc=4, grid_size=grid, branches=_branches(c, dtype, device), kernel_size=kernel_size,
+            hidden=hidden, device=device, dtype=dtype,
         )
     )
-    x, m = rand(2, 6, c), rand(2, 4, 8, 9, seed=1)
+    x, m = rand(2, 6, c, dtype=dtype, device=device), rand(2, 4, 8, 9, seed=1, dtype=dtype, device=device)
     small = nearest(m, *grid)
     convs = [mod for mod in layer.head if isinstance(mod, nn.Conv2d)]
     p = small

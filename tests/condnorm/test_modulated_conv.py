@@ -21,7 +21,7 @@ def _zero_insert(x):
 def _blur_1331(x):
     """[1, 3, 3, 1] / 8 · 2 along each axis (separable; gain 4 overall), one pixel of zero padding."""
     c = x.shape[1]
-    taps = torch.tensor([1.0, 3.0, 3.0, 1.0], dtype=x.dtype) / 8 * 2
+    taps = torch.tensor([1.0, 3.0, 3.0, 1.0], dtype=x.dtype, device=x.device) / 8 * 2
     x = F.pad(x, (1, 1, 1, 1))
     x = F.conv2d(x, taps.view(1, 1, 1, 4).repeat(c, 1, 1, 1), groups=c)
     return F.conv2d(x, taps.view(1, 1, 4, 1).repeat(c, 1, 1, 1), groups=c)
@@ -47,8 +47,10 @@ def _per_sample(x, weight, styles, demodulate=True, up=1, down=1):
 @pytest.mark.parametrize("grouped", [True, False])
 @pytest.mark.parametrize("demodulate", [True, False])
 @pytest.mark.parametrize("up, down", [(1, 1), (2, 1), (1, 2)])
-def test_functional_matches_per_sample_loop(demodulate: bool, up: int, down: int, grouped: bool) -> None:
-    x, w, s = rand(3, 4, 6, 8), rand(5, 4, 3, 3, seed=1), rand(3, 4, seed=2) + 1.5
+def test_functional_matches_per_sample_loop(demodulate: bool, up: int, down: int, grouped: bool,
+                                            device: torch.device, dtype: torch.dtype) -> None:
+    x, w = rand(3, 4, 6, 8, dtype=dtype, device=device), rand(5, 4, 3, 3, seed=1, dtype=dtype, device=device)
+    s = rand(3, 4, seed=2, dtype=dtype, device=device) + 1.5
     out = modulated_conv2d(x, w, s, demodulate=demodulate, up=up, down=down, grouped=grouped)
     assert out.shape == (3, 5, 6 * up // down, 8 * up // down)
     torch.testing.assert_close(out, _per_sample(x, w, s, demodulate, up, down), atol=1e-5, rtol=1e-5)

@@ -57,12 +57,11 @@ def test_sdm_res_block_composition_with_embedding() -> None:
     torch.testing.assert_close(layer(x, seg, emb), expected, atol=1e-4, rtol=1e-4)
 
 
-def test_spade_group_norm_identity_after_normalisation_at_init() -> None:
-    layer = condnorm.SPADEGroupNorm(32, label_nc=3, emb_dim=5, hidden=8)
-    x = rand(2, 32, 4, 4)
-    torch.testing.assert_close(
-        layer(x, onehot(2, 3, 8, 8), rand(2, 5)), group_norm(x, 32, 1e-5), atol=1e-5, rtol=1e-5
-    )
+def test_spade_group_norm_identity_after_normalisation_at_init(device: torch.device, dtype: torch.dtype) -> None:
+    layer = condnorm.SPADEGroupNorm(32, label_nc=3, emb_dim=5, hidden=8, device=device, dtype=dtype)
+    x, seg = rand(2, 32, 4, 4, dtype=dtype, device=device), onehot(2, 3, 8, 8).to(device, dtype)
+    emb = rand(2, 5, dtype=dtype, device=device)
+    torch.testing.assert_close(layer(x, seg, emb), group_norm(x, 32, 1e-5), atol=1e-5, rtol=1e-5)
 
 
 def test_diffusers_spatial_norm_state_dict_and_forward() -> None:
@@ -91,15 +90,15 @@ def test_diffusers_spatial_norm_state_dict_and_forward() -> None:
 
 
 @pytest.mark.parametrize("plain", [True, False])
-def test_spatial_norm_is_group_norm_at_init(plain: bool) -> None:
-    layer = condnorm.SpatialNorm(32, zq_channels=3, plain_gamma=plain)
-    f = rand(2, 32, 4, 4)
-    torch.testing.assert_close(layer(f, rand(2, 3, 2, 2)), group_norm(f, 32, 1e-6), atol=1e-5, rtol=1e-5)
+def test_spatial_norm_is_group_norm_at_init(plain: bool, device: torch.device, dtype: torch.dtype) -> None:
+    layer = condnorm.SpatialNorm(32, zq_channels=3, plain_gamma=plain, device=device, dtype=dtype)
+    f, zq = rand(2, 32, 4, 4, dtype=dtype, device=device), rand(2, 3, 2, 2, dtype=dtype, device=device)
+    torch.testing.assert_close(layer(f, zq), group_norm(f, 32, 1e-6), atol=1e-5, rtol=1e-5)
 
 
-def test_spatial_norm_one_plus_gamma_option() -> None:
-    layer = randomize(condnorm.SpatialNorm(32, zq_channels=3, plain_gamma=False))
-    f, zq = rand(2, 32, 4, 4), rand(2, 3, 4, 4, seed=1)
+def test_spatial_norm_one_plus_gamma_option(device: torch.device, dtype: torch.dtype) -> None:
+    layer = randomize(condnorm.SpatialNorm(32, zq_channels=3, plain_gamma=False, device=device, dtype=dtype))
+    f, zq = rand(2, 32, 4, 4, dtype=dtype, device=device), rand(2, 3, 4, 4, seed=1, dtype=dtype, device=device)
     norm_f = layer.norm_layer(f)
     torch.testing.assert_close(layer(f, zq), norm_f * (1 + layer.conv_y(zq)) + layer.conv_b(zq))
 

@@ -65,7 +65,7 @@ def test_onnx_backend_gives_the_checkpoint_image(tiny_trainer: Callable[..., pl.
 
     with pytest.raises(ValueError, match=r"exactly one of --checkpoint .* or --onnx"):
         infer.main([*onnx_only, "--checkpoint", str(ckpt), "--codes", str(tmp_path / "pt.pt"), "--out", "x"])
-    with pytest.raises(ValueError, match="need the style encoder: with an .onnx generator pass --onnx-encoder"):
+    with pytest.raises(ValueError, match=r"need the style encoder: with an \.onnx generator pass --onnx-encoder"):
         infer.main([*onnx_only, "--style", str(ref), "--out", str(tmp_path / "x")])
     with pytest.raises(ValueError, match="exported for task 'rain', expected rain-encoder"):
         infer.main([*onnx_only, "--onnx-encoder", onnx[1], "--style", str(ref), "--out", "x"])
