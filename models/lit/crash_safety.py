@@ -223,8 +223,9 @@ class InterruptCheckpoint(pl.Callback):
         """Catch the first Ctrl-C of a fit (signals can only be set from the main thread)."""
         self._signal = None
         if stage == "fit" and threading.current_thread() is threading.main_thread():
-            self._previous_sigint = signal.signal(signal.SIGINT, lambda signum, frame: self._on_sigint(
-                trainer, signum, frame))
+            previous = signal.signal(signal.SIGINT, lambda signum, frame: self._on_sigint(trainer, signum, frame))
+            # None: a handler not set from Python; Python's own raises KeyboardInterrupt.
+            self._previous_sigint = signal.default_int_handler if previous is None else previous
 
     def _on_sigint(self, trainer: pl.Trainer, signum: int, frame: FrameType | None) -> None:
         signal.signal(signal.SIGINT, self._previous_sigint)  # a second Ctrl-C stops at once
@@ -237,6 +238,9 @@ class InterruptCheckpoint(pl.Callback):
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Give Ctrl-C back to the previous handler."""
+        self._restore_sigint()
+
+    def _restore_sigint(self) -> None:
         if self._previous_sigint is not None:
             signal.signal(signal.SIGINT, self._previous_sigint)
             self._previous_sigint = None
@@ -250,6 +254,7 @@ class InterruptCheckpoint(pl.Callback):
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                      exception: BaseException) -> None:
         """Write the checkpoint and set the exit status when the stop came from a signal."""
+        self._restore_sigint()  # Lightning skips the callbacks' teardown after an exception
         if not isinstance(exception, SIGTERMException):
             return
         name = "Ctrl-C" if self._signal == signal.SIGINT else "SIGTERM"
