@@ -34,6 +34,7 @@ Every config in ``configs/`` sets
 
 from __future__ import annotations
 
+import functools
 import random
 import signal
 import threading
@@ -223,7 +224,7 @@ class InterruptCheckpoint(pl.Callback):
         """Catch the first Ctrl-C of a fit (signals can only be set from the main thread)."""
         self._signal = None
         if stage == "fit" and threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGINT, lambda signum, frame: self._on_sigint(trainer, signum, frame))
+            previous = signal.signal(signal.SIGINT, functools.partial(self._on_sigint, trainer))
             # None: a handler not set from Python; Python's own raises KeyboardInterrupt.
             self._previous_sigint = signal.default_int_handler if previous is None else previous
 
