@@ -29,11 +29,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from jsonargparse import ArgumentError
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.cli import LightningCLI
 
-from models.app.config_files import install_bounded_yaml_loader, refuse_foreign_classes
-from models.app.errors import USER_ERRORS, report_errors
+from models.app.config_files import ConfigRefusedError, install_bounded_yaml_loader, refuse_foreign_classes
+from models.app.errors import USER_ERRORS, parser_error, report_errors
 from models.lit.run_folder import check_log_folders
 from models.weights import read_weights
 
@@ -57,7 +58,12 @@ class CondnormCLI(LightningCLI):
             return
         if "_class_path" in hparams:
             hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
-        self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+        try:
+            self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+        except ArgumentError as err:
+            fix = "resume with the code that wrote the checkpoint, or start a new run"
+            message = parser_error(err.message, fix)
+            raise ConfigRefusedError(f"{ckpt_path}: hyper_parameters: {message}") from err
 
     def before_instantiate_classes(self) -> None:
         """Turn an unset ``weights_only`` (Lightning's ``None``) into ``True``."""

@@ -269,6 +269,17 @@ def test_a_checkpoint_naming_a_foreign_class_is_refused_before_import(tmp_path: 
     assert not marker.exists() and module not in sys.modules
 
 
+def test_checkpoint_hyperparameters_that_do_not_fit_the_code_are_one_line(tmp_path: Path, argv,
+                                                                           capsys) -> None:
+    ckpt = tmp_path / "other.ckpt"
+    hparams = {"_class_path": "models.lit.mask_to_image.MaskToImageModule", "ngf": "wide"}
+    torch.save({"state_dict": {}, "epoch": 0, "global_step": 0, "hyper_parameters": hparams}, ckpt)
+    err = _user_error(capsys, *_fit_args(tmp_path, f"--ckpt_path={ckpt}"))
+    assert err == (f"error: {ckpt}: hyper_parameters: model.init_args.ngf: Expected a <class 'int'>. Got "
+                   "value: wide (models.lit.mask_to_image.MaskToImageModule) — resume with the code that "
+                   "wrote the checkpoint, or start a new run")
+
+
 # ---------------------------------------------------------------- 7. YAML bombs
 BILLION_LAUGHS = """a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
 b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]

@@ -44,11 +44,15 @@ _UNION_WRAPPER = "Does not validate against any of the Union subtypes"
 _PARSER_FIX = "fix it in the config or on the command line (--print_config shows the accepted keys)"
 
 
-def parser_error(message: str) -> str:
+def parser_error(message: str, fix: str = _PARSER_FIX) -> str:
     """A parser message as ``<option>: <what> — <fix>``, jsonargparse's nested class errors condensed.
 
     jsonargparse reports a bad value of a ``class_path`` argument as a tree (the union of types
     tried, each one's error, the given value); this keeps the option's full name and the reason.
+
+    Args:
+        message: the parser's error message.
+        fix: what to do about it (the end of the line).
 
     Example:
         >>> parser_error('''Parser key "data":
@@ -60,13 +64,17 @@ def parser_error(message: str) -> str:
         ...     - Expected a <class 'NoneType'>
         ...   Given value type: <class 'dict'>''')
         "data.init_args.batch_size: Expected a <class 'int'>. Got value: four (models.data.Shapes) — fix it in the config or on the command line (--print_config shows the accepted keys)"
+        >>> parser_error('Parser key "config": File does not exist: a.yaml', fix="check the path")
+        'config: File does not exist: a.yaml — check the path'
     """  # noqa: E501
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     problem = next((i for i, line in enumerate(lines) if line.startswith("- Problem with given class_path")),
                    None)
     outer = re.match(r'Parser key "([^"]+)":', lines[0]) if lines else None
-    if problem is None or outer is None:
-        return f"{' '.join(lines)} — {_PARSER_FIX}"
+    if outer is None:
+        return f"{' '.join(lines)} — {fix}"
+    if problem is None:
+        return f"{outer.group(1)}: {' '.join(lines)[outer.end():].strip()} — {fix}"
     class_path = lines[problem].split("'")[1]
     keys, reason = [outer.group(1), "init_args"], []
     for line in lines[problem + 1:]:
@@ -77,7 +85,7 @@ def parser_error(message: str) -> str:
             keys.append(key.group(1))
         else:
             reason.append(line)
-    return f"{'.'.join(keys)}: {' '.join(reason)} ({class_path}) — {_PARSER_FIX}"
+    return f"{'.'.join(keys)}: {' '.join(reason)} ({class_path}) — {fix}"
 
 
 def one_line(err: BaseException) -> str:
