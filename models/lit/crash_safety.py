@@ -81,8 +81,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     Local paths are written by :func:`models.weights.atomic_save` (temporary file in the same
     folder, ``fsync``, ``os.replace``); remote ones (``s3://`` …) go through Lightning's writer.
     A checkpoint whose ``state_dict`` holds NaN/Inf weights is not written at all: the previous
-    file stays and :class:`NonFiniteCheckpointError` stops training. Reads use :func:`models.weights.read_weights` unless the caller passes
-    ``weights_only=False`` explicitly (``train.py`` passes ``True`` by default).
+    file stays and :class:`NonFiniteCheckpointError` stops training (under DDP only rank 0
+    writes, so only it raises; the other ranks stop when its exit closes the process group).
+    Reads use :func:`models.weights.read_weights` unless the caller passes ``weights_only=False``
+    explicitly (``train.py`` passes ``True`` by default).
 
     Example:
         >>> import tempfile, os
