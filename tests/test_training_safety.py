@@ -28,7 +28,12 @@ from pytorch_lightning.demos.boring_classes import BoringModel
 
 import train
 from models.data.semantic_datamodule import SemanticDataModule
-from models.lit.crash_safety import AtomicCheckpointIO, FiniteModelCheckpoint, NonFiniteCheckpointError
+from models.lit.crash_safety import (
+    AtomicCheckpointIO,
+    FiniteModelCheckpoint,
+    InterruptCheckpoint,
+    NonFiniteCheckpointError,
+)
 from models.lit.mask_to_image import MaskToImageModule
 from models.lit.style_transfer import StyleTransferModule
 from models.weights import read_weights
@@ -205,6 +210,24 @@ def test_a_signal_writes_a_checkpoint_exits_non_zero_and_resumes(signum: int, st
     assert resumed.wait(timeout=240) == 0, (tmp_path / "log.txt").read_text()[-3000:]
     assert read_weights(max(tmp_path.rglob("last.ckpt"), key=os.path.getmtime))["global_step"] == \
         saved["global_step"] + 4
+
+
+class FailingStep(BoringModel):
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        raise ValueError("a bug in the training step")
+
+
+@pytest.mark.parametrize("model", [BoringModel, FailingStep], ids=["finished", "failed"])
+def test_ctrl_c_is_given_back_after_fit(model: type, tmp_path: Path) -> None:
+    before = signal.getsignal(signal.SIGINT)
+    trainer = pl.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path,
+                         callbacks=[InterruptCheckpoint()])
+    try:
+        trainer.fit(model())
+    except ValueError:
+        pass
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 # ---------------------------------------------------------------- 4. periodic checkpoints, every config

@@ -222,10 +222,14 @@ class InterruptCheckpoint(pl.Callback):
         """The shell convention: 128 + the signal number."""
         return 128 + int(signum)
 
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Catch the first Ctrl-C of a fit (signals can only be set from the main thread)."""
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Catch the first Ctrl-C of the training (signals can only be set from the main thread).
+
+        Installed after Lightning's own signal handlers, whose snapshot Lightning restores when the
+        fit ends, normally or by an exception: Ctrl-C is then given back.
+        """
         self._signal = None
-        if stage == "fit" and threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGINT, functools.partial(self._on_sigint, trainer))
             # None: a handler not set from Python; Python's own raises KeyboardInterrupt.
             self._previous_sigint = signal.default_int_handler if previous is None else previous
@@ -239,15 +243,6 @@ class InterruptCheckpoint(pl.Callback):
         # SIGTERMException once the batch is done.
         trainer._signal_connector.received_sigterm = True
 
-    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Give Ctrl-C back to the previous handler."""
-        self._restore_sigint()
-
-    def _restore_sigint(self) -> None:
-        if self._previous_sigint is not None:
-            signal.signal(signal.SIGINT, self._previous_sigint)
-            self._previous_sigint = None
-
     def checkpoint_path(self, trainer: pl.Trainer) -> Path:
         """``last.ckpt`` in the first checkpoint callback's folder, else in ``default_root_dir``."""
         callback = trainer.checkpoint_callback
@@ -257,7 +252,6 @@ class InterruptCheckpoint(pl.Callback):
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                      exception: BaseException) -> None:
         """Write the checkpoint and set the exit status when the stop came from a signal."""
-        self._restore_sigint()  # Lightning skips the callbacks' teardown after an exception
         if not isinstance(exception, SIGTERMException):
             return
         name = "Ctrl-C" if self._signal == signal.SIGINT else "SIGTERM"
