@@ -253,9 +253,20 @@ def test_a_new_run_into_a_used_log_folder_is_refused(tmp_path: Path, argv, capsy
     before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
     assert {"metrics.csv", "config.yaml"} <= set(before)
     err = _user_error(capsys, *_fit_args(tmp_path, "--trainer.logger.init_args.version=mine"))
-    assert err.startswith(f"error: {folder}: this log folder holds another run (checkpoints, config.yaml")
+    assert err.startswith(f"error: {folder}: this log folder holds another run (checkpoints, hparams.yaml, "
+                          "metrics.csv, samples) that a new run would overwrite")
     assert "another version" in err and "--ckpt_path" in err
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+
+
+def test_a_folder_left_by_a_failed_attempt_is_free(tmp_path: Path, argv, capsys) -> None:
+    """A run that failed before training wrote only ``config.yaml``: the corrected run may use the folder."""
+    version = "--trainer.logger.init_args.version=mine"
+    err = _user_error(capsys, *_fit_args(tmp_path, version, f"--ckpt_path={tmp_path}/mistyped.ckpt"))
+    assert err == f"error: weights file {tmp_path}/mistyped.ckpt does not exist; check the path"
+    assert [p.name for p in (tmp_path / "spade_shapes" / "mine").iterdir()] == ["config.yaml"]
+    train.main(_fit_args(tmp_path, version))
+    assert (tmp_path / "spade_shapes" / "mine" / "metrics.csv").is_file()
 
 
 def test_a_resumed_run_appends_to_its_metrics(tmp_path: Path, argv) -> None:

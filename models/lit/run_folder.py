@@ -65,7 +65,11 @@ class CSVLogger(LightningCSVLogger):
 
 
 def check_log_folders(loggers: Iterable[Logger], *, resuming: bool) -> None:
-    """Refuse a new run whose logger's folder already holds files (on the global-zero process).
+    """Refuse a new run whose logger's folder already holds a run's files (on the global-zero process).
+
+    A folder holding only ``config.yaml`` is free: ``train.py`` writes it at setup, so an attempt
+    that failed before training (a mistyped ``--ckpt_path``, a model setup error) leaves nothing
+    else, and nothing to lose.
 
     Args:
         loggers: the Trainer's loggers; those with a ``log_dir`` are checked.
@@ -79,6 +83,7 @@ def check_log_folders(loggers: Iterable[Logger], *, resuming: bool) -> None:
         >>> logger = CSVLogger(tempfile.mkdtemp(), name="run", version="a")
         >>> logger.log_metrics({"loss": 1.0}); logger.save()
         >>> check_log_folders([logger], resuming=True)
+        >>> check_log_folders([CSVLogger(tempfile.mkdtemp(), name="run", version="new")], resuming=False)
         >>> check_log_folders([logger], resuming=False)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
@@ -88,9 +93,12 @@ def check_log_folders(loggers: Iterable[Logger], *, resuming: bool) -> None:
         return
     for logger in loggers:
         log_dir = getattr(logger, "log_dir", None)
-        if log_dir and os.path.isdir(log_dir) and os.listdir(log_dir):
-            held = ", ".join(sorted(os.listdir(log_dir))[:4])
+        if not (log_dir and os.path.isdir(log_dir)):
+            continue
+        held = sorted(set(os.listdir(log_dir)) - {"config.yaml"})
+        if held:
+            shown = ", ".join(held[:4]) + (", …" if len(held) > 4 else "")
             raise RunFolderError(
-                f"{log_dir}: this log folder holds another run ({held}) that a new run would overwrite — "
+                f"{log_dir}: this log folder holds another run ({shown}) that a new run would overwrite — "
                 "give the new run another version (--trainer.logger.init_args.version=..., or leave it unset "
                 "for the next free one), or resume that run with --ckpt_path=<its checkpoints/last.ckpt>")
