@@ -40,6 +40,8 @@ def split_traceback_flag(argv: Sequence[str]) -> tuple[bool, list[str]]:
     return len(rest) != len(argv) or os.environ.get(TRACEBACK_ENV, "") == "1", rest
 
 
+_OS_FIXES = {FileNotFoundError: " — check the path", NotADirectoryError: " — check the path",
+             IsADirectoryError: " — check the path", PermissionError: " — check its permissions"}
 _UNION_WRAPPER = "Does not validate against any of the Union subtypes"
 _PARSER_FIX = "fix it in the config or on the command line (--print_config shows the accepted keys)"
 
@@ -96,13 +98,16 @@ def one_line(err: BaseException) -> str:
         'error: a.png: label ids [7] are outside [0, 5) set label_nc to 8'
         >>> one_line(FileNotFoundError(2, "No such file or directory", "data/train"))
         'error: data/train: no such file or directory — check the path'
+        >>> one_line(OSError(28, "No space left on device", "runs/last.ckpt"))
+        'error: runs/last.ckpt: no space left on device'
     """
     # jsonargparse wraps an error raised while building a class_path value in a ValueError listing
     # every type it tried; the error that matters is the one it wraps.
     while str(err).startswith(_UNION_WRAPPER) and isinstance(err.__cause__ or err.__context__, Exception):
         err = err.__cause__ or err.__context__
     if isinstance(err, OSError) and err.filename is not None and err.strerror:
-        message = f"{err.filename}: {err.strerror[:1].lower()}{err.strerror[1:]} — check the path"
+        fix = _OS_FIXES.get(type(err), "")
+        message = f"{err.filename}: {err.strerror[:1].lower()}{err.strerror[1:]}{fix}"
     elif isinstance(err, argparse.ArgumentError):
         message = parser_error(str(err.message))
     else:
