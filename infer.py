@@ -17,7 +17,7 @@ import argparse
 import importlib
 import sys
 
-from models.app.errors import run_cli
+from models.app.errors import report_errors
 
 # subcommand -> (module providing add_arguments/run, one-line help)
 TASKS = {
@@ -47,8 +47,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    """:func:`main` as the command line runs it: user errors as one line and exit status 2."""
-    return run_cli(main, sys.argv[1:] if argv is None else argv)
+    """:func:`main` as the command line runs it: user errors as one line and exit status 2.
+
+    A model that produces NaN/Inf exits with 1, Ctrl-C with 130 (outputs are written atomically,
+    so nothing half-written is left); ``--traceback`` or ``CONDNORM_TRACEBACK=1`` shows the stack.
+    """
+    try:
+        return report_errors(main, sys.argv[1:] if argv is None else argv, failures=(FloatingPointError,))
+    except SystemExit as stop:  # report_errors' exit status, or argparse's after its usage line
+        return stop.code if isinstance(stop.code, int) else 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -13,16 +13,20 @@ from __future__ import annotations
 import os
 import pickle
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["PROJECT_PACKAGES", "WeightsFileError", "atomic_save", "check_finite_weights",
-           "foreign_class_paths", "read_checkpoint", "read_weights"]
+__all__ = ["ALLOWED_CLASS_NAMES", "WeightsFileError", "atomic_save", "check_finite_weights", "read_checkpoint",
+           "read_weights", "refuse_foreign_classes"]
 
-# Import paths a checkpoint's hyperparameters may name (LightningCLI records the classes it built).
-PROJECT_PACKAGES = ("models.", "pytorch_lightning.", "lightning.", "torch.")
+ALLOWED_CLASS_NAMES = ("models.", "pytorch_lightning.cli.instantiate_module",
+                       "lightning.pytorch.cli.instantiate_module")
+"""What a checkpoint's hyperparameters may name: the project's classes (``models.…``) and the
+function Lightning records as the instantiator of CLI-built modules."""
+
 _CLASS_KEYS = ("_class_path", "class_path", "_instantiator")
 
 _TORCH_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation",
@@ -140,28 +144,48 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     return path
 
 
-def foreign_class_paths(tree: Any, allowed: tuple[str, ...] = PROJECT_PACKAGES) -> list[str]:
-    """Import paths named in ``tree`` (``class_path``, ``_class_path``, ``_instantiator`` values) outside ``allowed``.
+def _class_names(tree: Any, where: str) -> list[tuple[str, Any]]:
+    """``(key path, value)`` of every class-naming key in nested dicts and lists."""
+    found: list[tuple[str, Any]] = []
+    if isinstance(tree, Mapping):
+        for key, value in tree.items():
+            path = f"{where}.{key}"
+            if key in _CLASS_KEYS:
+                found.append((path, value))
+            found += _class_names(value, path)
+    elif isinstance(tree, (list, tuple)):
+        for index, value in enumerate(tree):
+            found += _class_names(value, f"{where}[{index}]")
+    return found
 
-    LightningCLI and ``LightningModule.load_from_checkpoint`` import the classes a checkpoint's
-    hyperparameters name, before any type check: a file that loads with ``weights_only=True``
-    could still make them import any module. Call this before handing hyperparameters on.
+
+def refuse_foreign_classes(hyper_parameters: Any, source: str | os.PathLike) -> None:
+    """Refuse checkpoint hyperparameters naming a class outside :data:`ALLOWED_CLASS_NAMES`.
+
+    Call it on ``checkpoint["hyper_parameters"]`` before handing them to jsonargparse (which
+    imports any ``class_path`` it is given).
+
+    Args:
+        hyper_parameters: the checkpoint's ``hyper_parameters`` entry.
+        source: the checkpoint file, for the message.
+
+    Raises:
+        WeightsFileError: (a ``ValueError``) naming the file, the key and the class.
 
     Example:
-        >>> foreign_class_paths({"_class_path": "models.lit.mask_to_image.MaskToImageModule",
-        ...                      "init": {"class_path": "evil.Payload"}})
-        ['evil.Payload']
-    """
-    found: list[str] = []
-    if isinstance(tree, dict):
-        for key, value in tree.items():
-            if key in _CLASS_KEYS and not (isinstance(value, str) and value.startswith(allowed)):
-                found.append(str(value))
-            found += foreign_class_paths(value, allowed)
-    elif isinstance(tree, (list, tuple)):
-        for value in tree:
-            found += foreign_class_paths(value, allowed)
-    return found
+        >>> refuse_foreign_classes({"_class_path": "models.lit.mask_to_image.MaskToImageModule"}, "a.ckpt")
+        >>> try:
+        ...     refuse_foreign_classes({"_class_path": "os.system"}, "evil.ckpt")
+        ... except WeightsFileError as err:
+        ...     print(err)
+        evil.ckpt: hyper_parameters._class_path names 'os.system', which is not a class of this project (models.…); refused before importing it — resume only from checkpoints written by this project's train.py
+    """  # noqa: E501
+    for path, name in _class_names(hyper_parameters, "hyper_parameters"):
+        if not (isinstance(name, str) and (name.startswith(ALLOWED_CLASS_NAMES[0])
+                                            or name in ALLOWED_CLASS_NAMES[1:])):
+            raise WeightsFileError(f"{os.fspath(source)}: {path} names {name!r}, which is not a class of "
+                                     "this project (models.…); refused before importing it — resume only "
+                                     "from checkpoints written by this project's train.py")
 
 
 def check_finite_weights(state: Any, path: str | os.PathLike) -> None:
@@ -197,11 +221,7 @@ def read_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> An
     """
     ckpt = read_weights(path, map_location=map_location)
     if isinstance(ckpt, dict) and "state_dict" in ckpt:
-        foreign = foreign_class_paths(ckpt.get("hyper_parameters", {}))
-        if foreign:
-            raise WeightsFileError(f"{path}: its hyperparameters name code outside this project ({foreign[0]}); "
-                                   "refused before importing anything. Use a checkpoint written by this "
-                                   "project's train.py")
+        refuse_foreign_classes(ckpt.get("hyper_parameters", {}), path)
         check_finite_weights(ckpt["state_dict"], path)
     else:
         check_finite_weights(ckpt, path)

@@ -1,71 +1,155 @@
-"""User errors as one line: ``error: <file or option>: <what> — <fix>``, exit status 2.
+"""One-line errors for the command-line tools (``train.py``, ``infer.py``).
 
-The command-line entry points (``infer.py``, ``train.py``) run through :func:`run_cli`: a
-mistake in the input (a missing file, a bad option value, a label map that breaks the label
-contract, a refused checkpoint) is printed as the one line its exception already carries,
-without a stack trace; ``--traceback`` or ``CONDNORM_TRACEBACK=1`` shows the trace instead.
-Ctrl-C exits with 130. Anything else is a bug and keeps its trace.
+A user error (a bad config value, a missing dataset folder, a refused checkpoint …) is reported
+as one line on stderr, ``error: <file or option>: <what> — <fix>``, and the process exits with
+status 2; the stack trace is printed only when asked for with ``--traceback`` or the environment
+variable ``CONDNORM_TRACEBACK=1``. Errors that are not the user's (bugs) keep their traceback.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
-__all__ = ["TRACEBACK_ENV", "USER_ERRORS", "one_line", "run_cli", "wants_traceback"]
+__all__ = ["TRACEBACK_ENV", "TRACEBACK_FLAG", "USER_ERRORS", "one_line", "parser_error", "report_errors",
+           "split_traceback_flag"]
 
+T = TypeVar("T")
+
+TRACEBACK_FLAG = "--traceback"
 TRACEBACK_ENV = "CONDNORM_TRACEBACK"
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, NotADirectoryError,
-                                                IsADirectoryError, PermissionError, FloatingPointError)
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, argparse.ArgumentError)
+"""Exceptions that report a problem with the user's input (``ValueError`` covers the project's
+``WeightsFileError``, ``ImageReadError`` and the refused-config errors)."""
+EXIT_USER_ERROR = 2
+EXIT_FAILED = 1
+
+
+def split_traceback_flag(argv: Sequence[str]) -> tuple[bool, list[str]]:
+    """Remove ``--traceback`` from ``argv``; say whether it or ``CONDNORM_TRACEBACK=1`` asks for traces.
+
+    Example:
+        >>> split_traceback_flag(["fit", "--traceback", "--config", "a.yaml"])[1]
+        ['fit', '--config', 'a.yaml']
+    """
+    rest = [arg for arg in argv if arg != TRACEBACK_FLAG]
+    return len(rest) != len(argv) or os.environ.get(TRACEBACK_ENV, "") == "1", rest
+
+
+_OS_FIXES = {FileNotFoundError: " — check the path", NotADirectoryError: " — check the path",
+             IsADirectoryError: " — check the path", PermissionError: " — check its permissions"}
+_UNION_WRAPPER = "Does not validate against any of the Union subtypes"
+_PARSER_FIX = "fix it in the config or on the command line (--print_config shows the accepted keys)"
+
+
+def parser_error(message: str, fix: str = _PARSER_FIX) -> str:
+    """A parser message as ``<option>: <what> — <fix>``, jsonargparse's nested class errors condensed.
+
+    jsonargparse reports a bad value of a ``class_path`` argument as a tree (the union of types
+    tried, each one's error, the given value); this keeps the option's full name and the reason.
+
+    Args:
+        message: the parser's error message.
+        fix: what to do about it (the end of the line).
+
+    Example:
+        >>> parser_error('''Parser key "data":
+        ...   Does not validate against any of the Union subtypes
+        ...   Errors:
+        ...     - Problem with given class_path 'models.data.Shapes':
+        ...         Parser key "batch_size":
+        ...           Expected a <class 'int'>. Got value: four
+        ...     - Expected a <class 'NoneType'>
+        ...   Given value type: <class 'dict'>''')
+        "data.init_args.batch_size: Expected a <class 'int'>. Got value: four (models.data.Shapes) — fix it in the config or on the command line (--print_config shows the accepted keys)"
+        >>> parser_error('Parser key "config": File does not exist: a.yaml', fix="check the path")
+        'config: File does not exist: a.yaml — check the path'
+    """  # noqa: E501
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    problem = next((i for i, line in enumerate(lines) if line.startswith("- Problem with given class_path")),
+                   None)
+    outer = re.match(r'Parser key "([^"]+)":', lines[0]) if lines else None
+    if outer is None:
+        return f"{' '.join(lines)} — {fix}"
+    if problem is None:
+        return f"{outer.group(1)}: {' '.join(lines)[outer.end():].strip()} — {fix}"
+    class_path = lines[problem].split("'")[1]
+    keys, reason = [outer.group(1), "init_args"], []
+    for line in lines[problem + 1:]:
+        if line.startswith("- "):
+            break
+        key = re.fullmatch(r'Parser key "([^"]+)":', line)
+        if key:
+            keys.append(key.group(1))
+        else:
+            reason.append(line)
+    return f"{'.'.join(keys)}: {' '.join(reason)} ({class_path}) — {fix}"
 
 
 def one_line(err: BaseException) -> str:
-    r"""The message of ``err`` folded onto one line (multi-line reports joined with ``; ``).
+    r"""The ``error: …`` line for ``err``: its message on one line, OS errors as ``<file>: <reason>``.
 
     Example:
-        >>> one_line(ValueError("2 bad label map(s):\n  a.png: ids [7]\n  b.png: ids [9]"))
-        '2 bad label map(s): a.png: ids [7]; b.png: ids [9]'
+        >>> one_line(ValueError("a.png: label ids [7] are outside [0, 5)\n  set label_nc to 8"))
+        'error: a.png: label ids [7] are outside [0, 5) set label_nc to 8'
+        >>> one_line(FileNotFoundError(2, "No such file or directory", "data/train"))
+        'error: data/train: no such file or directory — check the path'
+        >>> one_line(OSError(28, "No space left on device", "runs/last.ckpt"))
+        'error: runs/last.ckpt: no space left on device'
     """
-    if isinstance(err, OSError) and err.filename and err.strerror:  # raised by open() and friends
-        text = f"{err.filename}: {err.strerror}"
+    # jsonargparse wraps an error raised while building a class_path value in a ValueError listing
+    # every type it tried; the error that matters is the one it wraps.
+    while str(err).startswith(_UNION_WRAPPER) and isinstance(err.__cause__ or err.__context__, Exception):
+        err = err.__cause__ or err.__context__
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        fix = _OS_FIXES.get(type(err), "")
+        message = f"{err.filename}: {err.strerror[:1].lower()}{err.strerror[1:]}{fix}"
+    elif isinstance(err, argparse.ArgumentError):
+        message = parser_error(str(err.message))
     else:
-        text = str(err) or type(err).__name__
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines:
-        return type(err).__name__
-    head, rest = lines[0], lines[1:]
-    return head + (" " + "; ".join(rest) if rest else "")
+        message = str(err) or type(err).__name__
+    return "error: " + " ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
-def wants_traceback(argv: Sequence[str]) -> bool:
-    """Whether ``--traceback`` is in ``argv`` or ``CONDNORM_TRACEBACK`` is set (to anything but 0)."""
-    return "--traceback" in argv or os.environ.get(TRACEBACK_ENV, "0") not in ("", "0")
+def report_errors(run: Callable[[list[str]], T], argv: Sequence[str], *,
+                  user_errors: tuple[type[BaseException], ...] = USER_ERRORS,
+                  failures: tuple[type[BaseException], ...] = ()) -> T:
+    """Call ``run(argv)``; turn a user error into one line on stderr and exit status 2.
 
+    ``--traceback`` is removed from ``argv`` first; with it (or ``CONDNORM_TRACEBACK=1``) errors
+    propagate with their stack trace. ``failures`` are reported the same way with exit status 1
+    (e.g. training stopped by a non-finite loss: a clear message, but not a user error).
 
-def run_cli(main: Callable[[list[str]], int], argv: Sequence[str]) -> int:
-    r"""Run ``main(argv)`` (``--traceback`` removed); user errors → one line on stderr and 2.
+    Args:
+        run: the tool's entry point, given the arguments without ``--traceback``.
+        argv: the command-line arguments.
+        user_errors: exception types reported with exit status 2.
+        failures: exception types reported with exit status 1.
+
+    Returns:
+        What ``run`` returns.
+
+    Raises:
+        SystemExit: with status 2 (user error) or 1 (listed failure) after printing the line.
 
     Example:
-        >>> def main(argv):
-        ...     raise FileNotFoundError("--labels masks/ does not exist")
-        >>> import contextlib, io
-        >>> with contextlib.redirect_stderr(io.StringIO()) as err:
-        ...     status = run_cli(main, [])
-        >>> status, err.getvalue()
-        (2, 'error: --labels masks/ does not exist\n')
+        >>> def run(argv):
+        ...     raise FileNotFoundError(2, "No such file or directory", argv[0])
+        >>> try:  # prints "error: data/train: no such file or directory — check the path" on stderr
+        ...     report_errors(run, ["data/train"])
+        ... except SystemExit as stop:
+        ...     print(stop.code)
+        2
     """
-    traceback = wants_traceback(argv)
-    args = [a for a in argv if a != "--traceback"]
+    show_traceback, args = split_traceback_flag(argv)
     try:
-        return main(args)
-    except SystemExit as exit_:  # argparse has printed its usage line and error already
-        return exit_.code if isinstance(exit_.code, int) else 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except USER_ERRORS as err:
-        if traceback:
+        return run(args)
+    except (*user_errors, *failures) as err:
+        if show_traceback:
             raise
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return 2
+        print(one_line(err), file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR if isinstance(err, user_errors) else EXIT_FAILED) from None

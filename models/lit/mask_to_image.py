@@ -19,7 +19,7 @@ import condnorm
 from models.data.label_layout import LabelLayout
 from models.data.palette import colorize_labels
 from models.generators import generator_from_hparams, generator_kind
-from models.lit.crash_safety import stop_if_not_finite
+from models.lit.crash_safety import require_finite_non_negative, stop_if_not_finite
 from models.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss, kld_loss
 from models.metrics import class_color_error, optional_fid, optional_lpips
 from models.spade import ConvEncoder, MultiscaleDiscriminator
@@ -78,6 +78,13 @@ class MaskToImageModule(pl.LightningModule):
             before each validation.
         lpips: compute LPIPS in validation when its weights are available.
         fid_weights: a local Inception weights file to compute FID in validation.
+
+    The LPIPS and FID networks are created at the first validation and kept outside the module
+    tree (moved to the module's device before each validation), so they never enter
+    ``state_dict`` or checkpoints: a run with them on resumes like one without.
+
+    Raises:
+        ValueError: if a learning rate or a loss weight (``lambda_*``) is NaN, infinite or negative.
     """
 
     def __init__(
@@ -116,7 +123,11 @@ class MaskToImageModule(pl.LightningModule):
         fid_weights: str | None = None,
     ) -> None:
         super().__init__()
+        require_finite_non_negative(type(self).__name__, lambda_feat=lambda_feat, lambda_vgg=lambda_vgg,
+                                    lambda_kld=lambda_kld, lr_g=lr_g, lr_d=lr_d)
         self.save_hyperparameters()
+        # Metric networks (LPIPS, FID): a plain dict, so not submodules and not in state_dict.
+        self._metric_nets: dict[str, nn.Module | None] = {}
         self._takes_style = generator_kind(generator)[1].takes_style
         if self._takes_style and use_vae:
             raise ValueError(f"MaskToImageModule: generator {generator!r} takes its style from region codes; "
@@ -285,10 +296,11 @@ class MaskToImageModule(pl.LightningModule):
             batches = ((self.encode_labels(b), b["image"]) for b in on_device)
             condnorm.recalibrate(self.generator_ema, batches,
                                  forward=lambda net, b: self._synthesize(net, *b))
-        if not hasattr(self, "_lpips"):
-            self._lpips = optional_lpips() if self.hparams.lpips else None
-            self._fid = optional_fid(self.hparams.fid_weights) if self.hparams.fid_weights else None
-        for metric in (self._lpips, self._fid):
+        if not self._metric_nets:
+            self._metric_nets = {
+                "lpips": optional_lpips() if self.hparams.lpips else None,
+                "fid": optional_fid(self.hparams.fid_weights) if self.hparams.fid_weights else None}
+        for metric in self._metric_nets.values():
             if metric is not None:
                 metric.to(self.device)
 
@@ -300,18 +312,20 @@ class MaskToImageModule(pl.LightningModule):
         metrics = {"val/l1": (fake - real).abs().mean(),
                    "val/class_color_error": class_color_error(fake, real, batch["label"],
                                                               self.layout.num_ids)}
-        if self._lpips is not None:
-            metrics["val/lpips"] = self._lpips(fake, real).mean()
-        if self._fid is not None:
-            self._fid.update((real + 1) / 2, real=True)
-            self._fid.update((fake.clamp(-1, 1) + 1) / 2, real=False)
+        lpips, fid = self._metric_nets["lpips"], self._metric_nets["fid"]
+        if lpips is not None:
+            metrics["val/lpips"] = lpips(fake, real).mean()
+        if fid is not None:
+            fid.update((real + 1) / 2, real=True)
+            fid.update((fake.clamp(-1, 1) + 1) / 2, real=False)
         self.log_dict(metrics, prog_bar=True, batch_size=n, sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         """Report FID over the whole validation set."""
-        if self._fid is not None:
-            self.log("val/fid", self._fid.compute(), sync_dist=True)
-            self._fid.reset()
+        fid = self._metric_nets["fid"]
+        if fid is not None:
+            self.log("val/fid", fid.compute(), sync_dist=True)
+            fid.reset()
 
     def sample_columns(self, batch: dict[str, Any]) -> list[Tensor]:
         """Colourised label │ generated │ real, each ``(N, 3, H, W)`` in [0, 1]."""

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from models.adain import StyleTransfer
 from models.adain.networks import torchvision_init_
-from models.lit.crash_safety import stop_if_not_finite
+from models.lit.crash_safety import require_finite_non_negative, stop_if_not_finite
 from models.losses import content_loss, style_statistics_loss
 
 __all__ = ["StyleTransferModule"]
@@ -49,6 +49,9 @@ class StyleTransferModule(pl.LightningModule):
         content_weight: λ_c (1).
         unbiased: ``n − 1`` variance in AdaIN and the style loss (pytorch-AdaIN).
         eps: variance epsilon.
+
+    Raises:
+        ValueError: if ``lr``, ``lr_decay`` or a loss weight is NaN, infinite or negative.
     """
 
     def __init__(self, modulation: str = "adain", encoder_weights: str | None = "DEFAULT",
@@ -58,6 +61,8 @@ class StyleTransferModule(pl.LightningModule):
                  style_weight: float = 10.0, content_weight: float = 1.0, unbiased: bool = True,
                  eps: float = 1e-5) -> None:
         super().__init__()
+        require_finite_non_negative(type(self).__name__, lr=lr, lr_decay=lr_decay, style_weight=style_weight,
+                                    content_weight=content_weight)
         self.save_hyperparameters()
         self.net = StyleTransfer(modulation=modulation, style_dim=style_dim, style_hidden=style_hidden,
                                  adacon_kernel_size=adacon_kernel_size, adacon_groups=adacon_groups,

@@ -44,8 +44,9 @@ def regions(n: int, labels: int, h: int, w: int, seed: int = 0, cell: int = 4) -
 
 @pytest.mark.parametrize("unbiased", [True, False])
 @pytest.mark.parametrize("alpha", [1.0, 0.4])
-def test_adain_equals_formula(unbiased: bool, alpha: float) -> None:
-    content, style = torch.randn(2, 5, 7, 9), torch.randn(2, 5, 4, 6) * 3 + 2
+def test_adain_equals_formula(unbiased: bool, alpha: float, device: torch.device, dtype: torch.dtype) -> None:
+    content = torch.randn(2, 5, 7, 9, device=device, dtype=dtype)
+    style = torch.randn(2, 5, 4, 6, device=device, dtype=dtype) * 3 + 2
     expected = reference_adain(content, style, 1e-3, unbiased, alpha)
     torch.testing.assert_close(adain(content, style, eps=1e-3, unbiased=unbiased, alpha=alpha), expected,
                                atol=1e-5, rtol=1e-5)
@@ -200,11 +201,12 @@ SPADE_PATHS = {  # force each path whatever the map's count of distinct windows
 
 @pytest.mark.parametrize("path", list(SPADE_PATHS))
 @pytest.mark.parametrize(("map_size", "kernel"), [(16, 3), (32, 3), (16, 5)])
-def test_spade_on_ids_equals_the_official_formula(path: str, map_size: int, kernel: int) -> None:
+def test_spade_on_ids_equals_the_official_formula(path: str, map_size: int, kernel: int, device: torch.device,
+                                                  dtype: torch.dtype) -> None:
     layer = randomize_(condnorm.SPADE(6, label_nc=5, hidden=8, kernel_size=kernel,
-                                      window_fraction=SPADE_PATHS[path]))
-    x, ids = torch.randn(2, 6, 16, 16), regions(2, 5, map_size, map_size)
-    expected = spade_reference(x, onehot_of(ids, 5), layer.state_dict(), batch_norm_train(x))
+                                      window_fraction=SPADE_PATHS[path], device=device, dtype=dtype))
+    x, ids = torch.randn(2, 6, 16, 16, device=device, dtype=dtype), regions(2, 5, map_size, map_size).to(device)
+    expected = spade_reference(x, onehot_of(ids, 5).to(dtype), layer.state_dict(), batch_norm_train(x))
     torch.testing.assert_close(layer(x, ids), expected, atol=1e-5, rtol=1e-5)
 
 

@@ -8,6 +8,7 @@ must raise instead, and the marker must never appear.
 from __future__ import annotations
 
 import pickle
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -103,15 +104,21 @@ _TINY_SPADE = ["--trainer.max_epochs=1", "--trainer.enable_progress_bar=false", 
 
 
 @pytest.mark.parametrize("plugins", [[], ["--trainer.plugins=null"]], ids=["atomic-io", "lightning-io"])
-def test_resume_refuses_the_pickle(evil, tmp_path: Path, monkeypatch, plugins) -> None:
-    """``train.py fit --ckpt_path``: refused by the configs' checkpoint I/O, and by Lightning's own
-    reader too, since ``train.py`` passes ``weights_only=True``."""
+def test_resume_refuses_the_pickle(evil, tmp_path: Path, monkeypatch, capsys, plugins) -> None:
+    """``train.py fit --ckpt_path``: refused (one line, exit status 2) when ``train.py`` reads the
+    checkpoint's hyperparameters weights-only, before the Trainer's checkpoint I/O (the configs'
+    atomic one, or Lightning's) sees the file."""
     monkeypatch.setattr(sys, "argv", ["train.py"])
     args = ["fit", "--config", "configs/spade_shapes.yaml", *_TINY_SPADE, *plugins,
             f"--trainer.default_root_dir={tmp_path}", f"--trainer.logger.init_args.save_dir={tmp_path}",
             f"--ckpt_path={evil[1]}"]
-    with pytest.raises((WeightsFileError, pickle.UnpicklingError), match="_plant"):
+    with pytest.raises(SystemExit) as stop:
         train.main(args)
+    assert stop.value.code == 2
+    assert re.fullmatch(r"error: .*evil\.ckpt: cannot be read: refused to unpickle it \(.*_plant.*\n?",
+                        capsys.readouterr().err)
+    with pytest.raises(WeightsFileError, match="_plant"):  # the same error, raised with --traceback
+        train.main([*args, "--traceback"])
     assert not evil[2].exists()
 
 
