@@ -220,3 +220,6 @@ CASES: list[LayerCase] = [
         lambda: (_x(), _x(c=3, h=5, w=5, seed=6)),  # resized by the export tests to a size unlike x's
     ),
 ]
+
+IDS = [c.name for c in CASES]
+"""The cases' names, for ``pytest.mark.parametrize(..., ids=IDS)``."""

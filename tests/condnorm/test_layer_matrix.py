@@ -7,9 +7,7 @@ import copy
 import pytest
 import torch
 
-from tests.condnorm.layer_cases import CASES, LayerCase
-
-IDS = [c.name for c in CASES]
+from tests.condnorm.layer_cases import CASES, IDS, LayerCase
 
 
 def _eval_pair(case: LayerCase):

@@ -22,6 +22,7 @@ from models.adain import StyleTransfer
 from models.app.export.formats import GraphSpec
 from models.app.export.graphs import (
     LabelMapGeneratorGraph,
+    layer_spec,
     rain_encoder_spec,
     rain_generator_spec,
     spade_encoder_spec,
@@ -34,6 +35,11 @@ from models.lit.mask_to_image import MaskToImageModule
 from models.sean import SEANGenerator
 from models.spade import ConvEncoder, SPADEGenerator
 from models.spade.clade import clade_generator
+from tests.condnorm.layer_cases import LayerCase
+
+FORMATS = [("onnx", True), ("onnx", False), ("torchscript", True), ("export", True)]
+"""(format, dynamo) pairs for ``models.app.export.verify.parity``: both ONNX exporters, TorchScript, torch.export."""
+FORMAT_IDS = ["onnx-dynamo", "onnx-tracing", "torchscript", "export"]
 
 
 def perturbed_(module: nn.Module, gain: float = 0.3, seed: int = 0) -> nn.Module:
@@ -102,6 +108,12 @@ STYLE_SPECS: dict[str, Callable[[], GraphSpec]] = {
     "StyleTransfer-adain-code": lambda: style_code_spec(perturbed_(StyleTransfer(), gain=1.0))[0],
 }
 """Style-transfer graphs (the full VGG-19 encoder; the spatial sizes are small)."""
+
+
+def layer_case_spec(case: LayerCase) -> GraphSpec:
+    """The export graph of one ``tests/condnorm/layer_cases.py`` case (built under seed 0)."""
+    torch.manual_seed(0)
+    return layer_spec(case.build(), *case.inputs())
 
 
 def rain_checkpoint(tiny_trainer: Callable[..., pl.Trainer], root: Path, *, num_train: int = 2,

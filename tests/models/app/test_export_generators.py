@@ -11,14 +11,12 @@ from models.app.export.formats import GraphSpec, export_onnx, onnx_bytes
 from models.app.export.runtime import OnnxGenerator
 from models.app.export.verify import parity, resized_inputs
 from tests.condnorm.reference import onehot_of
-from tests.models.app.export_cases import GENERATOR_SPECS, SEMANTIC_NC
+from tests.models.app.export_cases import FORMAT_IDS, FORMATS, GENERATOR_SPECS, SEMANTIC_NC
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:FutureWarning")  # torch.jit in torch 2.14
-FORMATS = [("onnx", True), ("onnx", False), ("torchscript", True), ("export", True)]
-IDS = ["onnx-dynamo", "onnx-tracing", "torchscript", "export"]
 
 
-@pytest.mark.parametrize(("fmt", "dynamo"), FORMATS, ids=IDS)
+@pytest.mark.parametrize(("fmt", "dynamo"), FORMATS, ids=FORMAT_IDS)
 @pytest.mark.parametrize("name", ["SPADEGenerator", "CLADEGenerator", "SPADEGenerator-edges",
                                   "CLADEGenerator-edges"])
 def test_generator_matches_eager_at_another_batch(name: str, fmt: str, dynamo: bool) -> None:

@@ -6,28 +6,22 @@ import pytest
 import torch
 
 from condnorm.adacon import _dynamic_conv, _dynamic_conv_unfolded
-from models.app.export.graphs import layer_spec
 from models.app.export.verify import parity, resized_inputs
-from tests.condnorm.layer_cases import CASES, LayerCase
+from tests.condnorm.layer_cases import CASES, IDS, LayerCase
+from tests.models.app.export_cases import layer_case_spec
 
-IDS = [c.name for c in CASES]
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:FutureWarning")  # torch.jit in torch 2.14
-
-
-def _spec(case: LayerCase):
-    torch.manual_seed(0)
-    return layer_spec(case.build(), *case.inputs())
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "export"])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_program_matches_eager_at_other_sizes(case: LayerCase, fmt: str) -> None:
-    assert parity(_spec(case), fmt) <= 1e-4
+    assert parity(layer_case_spec(case), fmt) <= 1e-4
 
 
 def test_resized_inputs_change_every_dynamic_dimension_consistently() -> None:
     case = next(c for c in CASES if c.name == "RAIN")
-    spec = _spec(case)
+    spec = layer_case_spec(case)
     new = dict(zip(spec.input_names, resized_inputs(spec)))
     old = dict(zip(spec.input_names, spec.inputs))
     assert new["x"].shape[0] == old["x"].shape[0] + 1

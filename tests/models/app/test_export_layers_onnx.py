@@ -8,35 +8,28 @@ from __future__ import annotations
 
 import onnx
 import pytest
-import torch
 
 from models.app.export.formats import onnx_bytes
-from models.app.export.graphs import layer_spec
 from models.app.export.verify import parity
-from tests.condnorm.layer_cases import CASES, LayerCase
+from tests.condnorm.layer_cases import CASES, IDS, LayerCase
+from tests.models.app.export_cases import layer_case_spec
 
-IDS = [c.name for c in CASES]
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:FutureWarning")  # torch.jit in torch 2.14
-
-
-def _spec(case: LayerCase):
-    torch.manual_seed(0)
-    return layer_spec(case.build(), *case.inputs())
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_onnx_dynamo_matches_eager_at_other_sizes(case: LayerCase) -> None:
-    assert parity(_spec(case), "onnx", dynamo=True) <= 1e-4
+    assert parity(layer_case_spec(case), "onnx", dynamo=True) <= 1e-4
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_onnx_tracing_exporter_matches_eager_at_other_sizes(case: LayerCase) -> None:
-    assert parity(_spec(case), "onnx", dynamo=False) <= 1e-4
+    assert parity(layer_case_spec(case), "onnx", dynamo=False) <= 1e-4
 
 
 def test_onnx_inputs_are_named_and_dynamic() -> None:
     case = next(c for c in CASES if c.name == "SPADE")
-    model = onnx.load_from_string(onnx_bytes(_spec(case)))
+    model = onnx.load_from_string(onnx_bytes(layer_case_spec(case)))
     dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
             for i in model.graph.input}
     assert dims == {"x": ["N", 8, "H", "W"], "segmap": ["N", 5, "segmap_H", "segmap_W"]}

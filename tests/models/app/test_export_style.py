@@ -12,14 +12,12 @@ from models.app.export.formats import export_onnx
 from models.app.export.graphs import StyleTransferGraph, style_transfer_spec
 from models.app.export.runtime import OnnxGenerator, OnnxStyleTransfer
 from models.app.export.verify import parity
-from tests.models.app.export_cases import STYLE_SPECS, perturbed_
+from tests.models.app.export_cases import FORMAT_IDS, FORMATS, STYLE_SPECS, perturbed_
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:FutureWarning")  # torch.jit in torch 2.14
-FORMATS = [("onnx", True), ("onnx", False), ("torchscript", True), ("export", True)]
-IDS = ["onnx-dynamo", "onnx-tracing", "torchscript", "export"]
 
 
-@pytest.mark.parametrize(("fmt", "dynamo"), FORMATS, ids=IDS)
+@pytest.mark.parametrize(("fmt", "dynamo"), FORMATS, ids=FORMAT_IDS)
 def test_adain_network_matches_eager_at_other_batch_and_sizes(fmt: str, dynamo: bool) -> None:
     assert parity(STYLE_SPECS["StyleTransfer-adain"](), fmt, dynamo=dynamo) <= 1e-4
 

@@ -12,7 +12,6 @@ import io
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,9 +23,7 @@ import yaml
 
 from models.lit.crash_safety import AtomicCheckpointIO, RNGState
 from models.weights import WeightsFileError, atomic_save, read_weights
-
-REPO = Path(__file__).resolve().parents[3]
-CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+from tests.models.lit.train_runs import CONFIGS, spawn_train, wait_for_marker
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
@@ -124,12 +121,8 @@ _TINY = ["--trainer.max_epochs=2", "--trainer.deterministic=true", "--trainer.en
 
 
 def _train(root: Path, *extra: str) -> subprocess.Popen:
-    args = [sys.executable, "train.py", "fit", "--config", "configs/spade_shapes.yaml", *_TINY,
-            f"--trainer.default_root_dir={root}", f"--trainer.logger.init_args.save_dir={root}", *extra]
-    root.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    with open(root / "log.txt", "ab") as log:
-        return subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return spawn_train(root, "fit", "--config", "configs/spade_shapes.yaml", *_TINY,
+                       f"--trainer.default_root_dir={root}", f"--trainer.logger.init_args.save_dir={root}", *extra)
 
 
 def _finish(process: subprocess.Popen, root: Path) -> None:
@@ -144,11 +137,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None
     reference = _train(tmp_path / "reference")
     victim_root = tmp_path / "victim"
     victim = _train(victim_root, "--trainer.callbacks+=tests.models.lit.test_crash_safety.Freeze")
-    deadline = time.monotonic() + 240
-    while not (victim_root / "frozen").exists():
-        assert victim.poll() is None, (victim_root / "log.txt").read_text()[-3000:]
-        assert time.monotonic() < deadline, "the victim run never reached epoch 1"
-        time.sleep(0.1)
+    wait_for_marker(victim, victim_root / "frozen", "the victim run never reached epoch 1")
     saved = _last(victim_root)
     os.kill(victim.pid, signal.SIGKILL)
     assert victim.wait(timeout=60) == -signal.SIGKILL

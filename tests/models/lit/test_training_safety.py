@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,9 +38,8 @@ from models.lit.crash_safety import (
 from models.lit.mask_to_image import MaskToImageModule
 from models.lit.style_transfer import StyleTransferModule
 from models.weights import read_weights
+from tests.models.lit.train_runs import CONFIGS, REPO, spawn_train, wait_for_marker
 
-REPO = Path(__file__).resolve().parents[3]
-CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 TINY = ["--trainer.max_epochs=1", "--trainer.enable_progress_bar=false",
         "--trainer.enable_model_summary=false", "--model.init_args.ngf=4", "--model.init_args.ndf=4",
         "--model.init_args.num_D=1", "--model.init_args.n_layers_D=2", "--data.init_args.crop_size=32",
@@ -118,15 +118,15 @@ def _tiny_spade(**kw) -> tuple[MaskToImageModule, SemanticDataModule]:
     return model, data
 
 
-def _trainer(root: Path, max_epochs: int, *callbacks: pl.Callback) -> pl.Trainer:
+def _trainer(tiny_trainer: Callable[..., pl.Trainer], root: Path, max_epochs: int,
+             *callbacks: pl.Callback) -> pl.Trainer:
     """Two checkpoint callbacks, as in the configs: the best epoch, and every epoch + last.ckpt."""
     best = FiniteModelCheckpoint(dirpath=root, monitor="val/class_color_error", save_top_k=1,
                                  filename="best-{epoch}")
     every_epoch = FiniteModelCheckpoint(dirpath=root, save_top_k=-1, save_last=True, filename="{epoch}",
                                         enable_version_counter=False)
-    return pl.Trainer(accelerator="cpu", max_epochs=max_epochs, logger=False, enable_progress_bar=False,
-                      enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=root,
-                      callbacks=[best, every_epoch, *callbacks], plugins=[AtomicCheckpointIO()])
+    return tiny_trainer(root, max_epochs=max_epochs, callbacks=[best, every_epoch, *callbacks],
+                        plugins=[AtomicCheckpointIO()])
 
 
 class PoisonWeights(pl.Callback):
@@ -139,12 +139,13 @@ class PoisonWeights(pl.Callback):
                 pl_module.generator.conv_img.weight.fill_(float("nan"))
 
 
-def test_nan_weights_never_reach_a_checkpoint_and_the_last_good_one_resumes(tmp_path: Path) -> None:
+def test_nan_weights_never_reach_a_checkpoint_and_the_last_good_one_resumes(
+        tiny_trainer: Callable[..., pl.Trainer], tmp_path: Path) -> None:
     model, data = _tiny_spade()
     message = (r"epoch=1\.ckpt: not written, the weights hold NaN/Inf \(generator\.conv_img\.weight\); the "
                r"checkpoints written before are kept and training stops")
     with pytest.raises(NonFiniteCheckpointError, match=message):
-        _trainer(tmp_path, 3, PoisonWeights()).fit(model, datamodule=data)
+        _trainer(tiny_trainer, tmp_path, 3, PoisonWeights()).fit(model, datamodule=data)
     files = sorted(p.name for p in tmp_path.glob("*.ckpt"))
     assert files == ["best-epoch=0.ckpt", "epoch=0.ckpt", "last.ckpt"]  # NaN validation: not kept as best
     for path in tmp_path.glob("*.ckpt"):
@@ -152,7 +153,7 @@ def test_nan_weights_never_reach_a_checkpoint_and_the_last_good_one_resumes(tmp_
         assert state["global_step"] == 4, path  # epoch 0's
         assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
     model, data = _tiny_spade()
-    trainer = _trainer(tmp_path, 2)
+    trainer = _trainer(tiny_trainer, tmp_path, 2)
     trainer.fit(model, datamodule=data, ckpt_path=tmp_path / "last.ckpt", weights_only=True)
     assert trainer.global_step == 8
 
@@ -162,11 +163,10 @@ class NanMetric(BoringModel):
         self.log("val/score", torch.tensor(float("nan")))
 
 
-def test_a_nan_monitored_metric_is_never_kept_as_best(tmp_path: Path) -> None:
+def test_a_nan_monitored_metric_is_never_kept_as_best(tiny_trainer: Callable[..., pl.Trainer],
+                                                     tmp_path: Path) -> None:
     best = FiniteModelCheckpoint(dirpath=tmp_path, monitor="val/score", save_top_k=1, filename="best")
-    trainer = pl.Trainer(accelerator="cpu", max_epochs=2, limit_train_batches=2, limit_val_batches=1,
-                         logger=False, enable_progress_bar=False, enable_model_summary=False,
-                         callbacks=[best])
+    trainer = tiny_trainer(tmp_path, max_epochs=2, limit_train_batches=2, limit_val_batches=1, callbacks=[best])
     with pytest.warns(UserWarning, match="val/score is nan: not kept as a best checkpoint"):
         trainer.fit(NanMetric())
     assert best.best_model_path == "" and not list(tmp_path.glob("*.ckpt"))
@@ -183,11 +183,7 @@ class Beacon(pl.Callback):
 
 
 def _spawn(root: Path, *extra: str) -> subprocess.Popen:
-    args = [sys.executable, "train.py",
-            *_fit_args(root, "--trainer.max_epochs=100", "--data.init_args.num_train=64", *extra)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    with open(root / "log.txt", "ab") as log:
-        return subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return spawn_train(root, *_fit_args(root, "--trainer.max_epochs=100", "--data.init_args.num_train=64", *extra))
 
 
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)],
@@ -195,11 +191,7 @@ def _spawn(root: Path, *extra: str) -> subprocess.Popen:
 def test_a_signal_writes_a_checkpoint_exits_non_zero_and_resumes(signum: int, status: int,
                                                                  tmp_path: Path) -> None:
     run = _spawn(tmp_path, "--trainer.callbacks+=tests.models.lit.test_training_safety.Beacon")
-    deadline = time.monotonic() + 240
-    while not (tmp_path / "stepped").exists():
-        assert run.poll() is None, (tmp_path / "log.txt").read_text()[-3000:]
-        assert time.monotonic() < deadline, "training never took a step"
-        time.sleep(0.05)
+    wait_for_marker(run, tmp_path / "stepped", "training never took a step")
     run.send_signal(signum)
     assert run.wait(timeout=120) == status, (tmp_path / "log.txt").read_text()[-3000:]
     last = next(tmp_path.rglob("last.ckpt"))
@@ -218,11 +210,10 @@ class FailingStep(BoringModel):
 
 
 @pytest.mark.parametrize("model", [BoringModel, FailingStep], ids=["finished", "failed"])
-def test_ctrl_c_is_given_back_after_fit(model: type, tmp_path: Path) -> None:
+def test_ctrl_c_is_given_back_after_fit(tiny_trainer: Callable[..., pl.Trainer], model: type,
+                                        tmp_path: Path) -> None:
     before = signal.getsignal(signal.SIGINT)
-    trainer = pl.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_progress_bar=False,
-                         enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path,
-                         callbacks=[InterruptCheckpoint()])
+    trainer = tiny_trainer(tmp_path, max_steps=2, enable_checkpointing=False, callbacks=[InterruptCheckpoint()])
     try:
         trainer.fit(model())
     except ValueError:
