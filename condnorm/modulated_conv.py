@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from ._check import check_finite, check_shape
 from .functional import modulated_conv2d
+from .graph_mode import exporting_onnx, exporting_program
 
 __all__ = ["EqualLinear", "ModulatedConv2d"]
 
@@ -58,8 +59,9 @@ class ModulatedConv2d(nn.Module):
         y_n = \frac{w'_n}{\sqrt{\sum_{i,k} w'^2_{n,o,i,k} + 10^{-8}}} * x_n + b
 
     ``affine`` (:class:`EqualLinear`, bias initialised to 1) maps the style ``w`` to one scale per
-    input channel; the batch runs as one grouped convolution (see
-    :func:`condnorm.functional.modulated_conv2d`, which also describes ``up=2``). Keys and init
+    input channel; the batch runs as one convolution with the shared weight (the activation form;
+    ``grouped=True`` for StyleGAN2's grouped form, see :func:`condnorm.functional.modulated_conv2d`,
+    which also describes ``up=2``). Keys and init
     are StyleGAN2/3's ``SynthesisLayer``/``ToRGBLayer``: ``affine.weight`` ``(I, w_dim)``,
     ``affine.bias``, ``weight`` ``(O, I, k, k)`` ``N(0, 1)``, ``bias`` ``(O,)`` zeros. The
     equalized-lr gain ``1/√(I k²)`` of the conv weight cancels under demodulation; without it
@@ -77,6 +79,8 @@ class ModulatedConv2d(nn.Module):
         demodulate: demodulate the weights (StyleGAN2's synthesis layers; not toRGB).
         up: 1, or 2 for StyleGAN2's upsampling conv (3×3 kernels only).
         down: 1, or 2 for its downsampling conv (low-pass, then stride 2; 3×3 kernels only).
+        grouped: run StyleGAN2's grouped form (per-sample weights, ``groups = N``) in eager mode
+            instead of the activation form; both are exact, exports always use the activation form.
         device: parameter device.
         dtype: parameter dtype.
 
@@ -104,6 +108,7 @@ class ModulatedConv2d(nn.Module):
         demodulate: bool = True,
         up: int = 1,
         down: int = 1,
+        grouped: bool = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -121,6 +126,7 @@ class ModulatedConv2d(nn.Module):
         self.demodulate = demodulate
         self.up = up
         self.down = down
+        self.grouped = grouped
         self.affine = EqualLinear(style_dim, num_features, bias_init=1.0, **dd)
         self.weight = nn.Parameter(torch.randn(out_channels, num_features, kernel_size, kernel_size, **dd))
         self.bias = nn.Parameter(torch.zeros(out_channels, **dd))
@@ -158,7 +164,8 @@ class ModulatedConv2d(nn.Module):
         check_shape(style, ("N", "D"), f"{name} style", {"N": sizes["N"], "D": self.style_dim})
         check_finite(style, f"{name} style")
         out = modulated_conv2d(x, self.weight.to(x.dtype), self.styles(style).to(x.dtype),
-                               demodulate=self.demodulate, up=self.up, down=self.down)
+                               demodulate=self.demodulate, up=self.up, down=self.down,
+                               grouped=self.grouped and not (exporting_program() or exporting_onnx()))
         return out + self.bias.to(out.dtype)[:, None, None]
 
     def extra_repr(self) -> str:
