@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from condnorm import SemanticMap
 from models.data.io import load_label, load_rgb
 from models.data.label_layout import LabelLayout
 from models.data.palette import Palette
@@ -146,12 +147,16 @@ class MaskToImage:
             return self.layout.to_ids(label.long(), "labels") if label.dim() == 2 else _bad_ids(label)
         return self.layout.read(label, palette)
 
-    def encode(self, labels: Sequence[Tensor], instances: Sequence[Tensor] | None = None) -> Tensor:
-        """Training id maps (+ instance maps) → the generator's input at :attr:`output_size`."""
+    def encode(self, labels: Sequence[Tensor], instances: Sequence[Tensor] | None = None) -> SemanticMap:
+        """Training id maps (+ instance maps) → the generator's input at :attr:`output_size`, as ids.
+
+        A :class:`condnorm.SemanticMap` (ids plus the instance-edge channel): SPADE/CLADE generators
+        and their ONNX graphs take ids directly, so no one-hot map is built.
+        """
         size = self.output_size
-        label = torch.stack([resize_ids(m, size) for m in labels])
-        instance = torch.stack([resize_ids(m, size) for m in instances]) if instances is not None else None
-        return self.layout.encode(label, instance).to(self.device)
+        label = torch.stack([resize_ids(m, size) for m in labels]).to(self.device)
+        instance = torch.stack([resize_ids(m, size) for m in instances]).to(self.device) if instances else None
+        return self.layout.semantic_map(label, instance)
 
     @torch.inference_mode()
     def style_code(self, style: str | Path | Tensor) -> Tensor:

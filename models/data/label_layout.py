@@ -27,9 +27,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from condnorm import SemanticMap
+
 from .io import load_label
 from .palette import Palette
-from .semantic_input import semantic_input, semantic_nc
+from .semantic_input import instance_edges, semantic_input, semantic_nc
 
 __all__ = ["DONTCARE_VALUE", "LabelLayout", "check_label_ids", "remap_ids"]
 
@@ -162,16 +164,37 @@ class LabelLayout:
 
     def encode(self, label: Tensor, instance: Tensor | None = None, *,
                dtype: torch.dtype = torch.float32) -> Tensor:
-        """``(N, H, W)`` training ids (+ instance ids) → ``(N, semantic_nc, H, W)`` generator input.
+        """``(N, H, W)`` training ids (+ instance ids) → the dense ``(N, semantic_nc, H, W)`` map.
 
-        With ``use_instance`` and no instance map, the class boundaries stand in for the
-        instance boundaries (touching objects of one class are not separated).
+        What networks that take the dense map get (the discriminator, RAIN/SEAN generators). With
+        ``use_instance`` and no instance map, the class boundaries stand in for the instance
+        boundaries (touching objects of one class are not separated).
         """
         if self.use_instance and instance is None:
             instance = label
         return semantic_input(label, instance, label_nc=self.label_nc,
                               contain_dontcare_label=self.contain_dontcare_label,
                               use_instance=self.use_instance, dtype=dtype)
+
+    def semantic_map(self, label: Tensor, instance: Tensor | None = None, *,
+                     dtype: torch.dtype = torch.float32) -> SemanticMap:
+        """The same input kept as ids: a :class:`condnorm.SemanticMap` of ids and the edge channel.
+
+        SPADE and CLADE generators (and their ONNX graphs) take it directly, so ids stay ids from
+        the file to the norm layers; it equals :meth:`encode` made dense.
+
+        Example:
+            >>> layout = LabelLayout(3, use_instance=True)
+            >>> ids = torch.tensor([[[0, 1], [2, 2]]])
+            >>> m = layout.semantic_map(ids)
+            >>> torch.equal(m.to_dense(layout.semantic_nc, torch.float32), layout.encode(ids))
+            True
+        """
+        check_label_ids(label, "labels", label_nc=self.label_nc, contain_dontcare_label=self.contain_dontcare_label)
+        if not self.use_instance:
+            return SemanticMap(label.long())
+        edges = instance_edges(label if instance is None else instance, dtype=dtype)
+        return SemanticMap(label.long(), edges)
 
     # ------------------------------------------------------------------ records
     def to_dict(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 import condnorm
+from condnorm import SemanticMap
 from models.data.label_layout import LabelLayout
 from models.data.palette import colorize_labels
 from models.generators import generator_from_hparams, generator_kind
@@ -180,14 +181,21 @@ class MaskToImageModule(pl.LightningModule):
 
     # ----------------------------------------------------------------- helpers
     def encode_labels(self, batch: dict[str, Tensor]) -> Tensor:
-        """The generator's input ``(N, semantic_nc, H, W)`` from a batch's label/instance maps."""
+        """The dense map ``(N, semantic_nc, H, W)`` of a batch's label/instance maps (the discriminator's)."""
         return self.layout.encode(batch["label"], batch.get("instance"))
 
-    def _synthesize(self, net: nn.Module, seg: Tensor, real: Tensor) -> Tensor:
+    def generator_input(self, batch: dict[str, Tensor]) -> Tensor | SemanticMap:
+        """What the generator takes: ids (a :class:`condnorm.SemanticMap`) for SPADE/CLADE, the dense map for RAIN."""
+        if self._takes_style:
+            return self.encode_labels(batch)
+        return self.layout.semantic_map(batch["label"], batch.get("instance"))
+
+    def _synthesize(self, net: nn.Module, seg: Tensor | SemanticMap, real: Tensor) -> Tensor:
         """RAIN reconstructs ``real`` from its own region codes; the others map the labels alone."""
         return net(seg, style_image=real) if self._takes_style else net(seg)
 
-    def _generate(self, seg: Tensor, real: Tensor | None, net: nn.Module) -> tuple[Tensor, Tensor | None]:
+    def _generate(self, seg: Tensor | SemanticMap, real: Tensor | None,
+                  net: nn.Module) -> tuple[Tensor, Tensor | None]:
         if self.encoder is None or real is None:
             return self._synthesize(net, seg, real), None
         mu, logvar = self.encoder(real)
@@ -213,7 +221,7 @@ class MaskToImageModule(pl.LightningModule):
         seg, real = self.encode_labels(batch), batch["image"]
 
         with self.toggled_optimizer(opt_g):
-            fake, kld = self._generate(seg, real, self.generator)
+            fake, kld = self._generate(self.generator_input(batch), real, self.generator)
             pred_fake, pred_real = self._discriminate(seg, fake, real)
             g = {"G/gan": self.gan_loss(pred_fake, True, for_discriminator=False)}
             if h.lambda_feat > 0:
@@ -293,7 +301,7 @@ class MaskToImageModule(pl.LightningModule):
             loader = self.trainer.train_dataloader
             on_device = (self.transfer_batch_to_device(b, self.device, 0)
                          for _, b in zip(range(self.hparams.ema_recalibrate_batches), loader))
-            batches = ((self.encode_labels(b), b["image"]) for b in on_device)
+            batches = ((self.generator_input(b), b["image"]) for b in on_device)
             condnorm.recalibrate(self.generator_ema, batches,
                                  forward=lambda net, b: self._synthesize(net, *b))
         if not self._metric_nets:
@@ -306,8 +314,8 @@ class MaskToImageModule(pl.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Fidelity of generated images to the held-out real ones."""
-        seg, real = self.encode_labels(batch), batch["image"]
-        fake = self._synthesize(self.inference_generator, seg, real)
+        real = batch["image"]
+        fake = self._synthesize(self.inference_generator, self.generator_input(batch), real)
         n = real.shape[0]
         metrics = {"val/l1": (fake - real).abs().mean(),
                    "val/class_color_error": class_color_error(fake, real, batch["label"],
@@ -329,6 +337,6 @@ class MaskToImageModule(pl.LightningModule):
 
     def sample_columns(self, batch: dict[str, Any]) -> list[Tensor]:
         """Colourised label │ generated │ real, each ``(N, 3, H, W)`` in [0, 1]."""
-        fake = self._synthesize(self.inference_generator, self.encode_labels(batch), batch["image"])
+        fake = self._synthesize(self.inference_generator, self.generator_input(batch), batch["image"])
         return [colorize_labels(batch["label"], self.layout.num_ids), (fake + 1) / 2,
                 (batch["image"] + 1) / 2]
