@@ -13,14 +13,14 @@ from __future__ import annotations
 import os
 import pickle
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
-__all__ = ["ALLOWED_CLASS_NAMES", "WeightsFileError", "atomic_save", "check_finite_weights", "read_checkpoint",
-           "read_weights", "refuse_foreign_classes"]
+__all__ = ["ALLOWED_CLASS_NAMES", "WeightsFileError", "atomic_save", "atomic_write", "check_finite_weights",
+           "read_checkpoint", "read_weights", "refuse_foreign_classes"]
 
 ALLOWED_CLASS_NAMES = ("models.", "pytorch_lightning.cli.instantiate_module",
                        "lightning.pytorch.cli.instantiate_module")
@@ -121,6 +121,20 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
         >>> torch.load(path, weights_only=True), sorted(os.listdir(path.parent))
         ({'step': 3}, ['last.ckpt'])
     """
+    return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
+    """Call ``write(file)`` on a temporary file beside ``path``, sync it and rename it over ``path``.
+
+    The mechanism of :func:`atomic_save`, for any writer (safetensors bytes, images).
+
+    Example:
+        >>> import tempfile, os
+        >>> path = atomic_write(os.path.join(tempfile.mkdtemp(), "x.bin"), lambda f: f.write(b"ok"))
+        >>> path.read_bytes()
+        b'ok'
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
@@ -128,7 +142,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -6,8 +6,6 @@ PIL mode (RGBA, greyscale, palette, 16-bit) come back as RGB float tensors in [0
 
 from __future__ import annotations
 
-import os
-import secrets
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -18,6 +16,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torchvision.utils import make_grid
 from torchvision.utils import save_image as _tv_save_image
+
+from models.weights import atomic_write
 
 from .palette import Palette, rgb_to_ids
 
@@ -199,13 +199,11 @@ def save_image(image: Tensor, path: str | Path) -> Path:
     path = Path(path)
     if not bool(torch.isfinite(image).all()):
         raise ValueError(f"{path}: refusing to write an image with NaN/Inf pixels")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}"
-    try:
-        _tv_save_image(image.detach().float().clamp(0, 1).cpu(), tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    image_format = Image.registered_extensions().get(path.suffix.lower())
+    if image_format is None:
+        raise ValueError(f"{path}: unknown image type {path.suffix!r}; use one of {', '.join(OUTPUT_EXTENSIONS)}")
+    pixels = image.detach().float().clamp(0, 1).cpu()
+    atomic_write(path, lambda f: _tv_save_image(pixels, f, format=image_format))
     return path
 
 

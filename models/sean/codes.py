@@ -16,7 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
+
+from models.weights import atomic_save, atomic_write
 
 __all__ = ["RegionCodes", "mix_region_codes"]
 
@@ -61,18 +65,13 @@ class RegionCodes:
         return cls(torch.zeros(label_nc, style_dim), torch.zeros(label_nc, dtype=torch.bool))
 
     def save(self, path: str | Path) -> Path:
-        """Write ``codes`` and ``present`` to ``path`` (safetensors by suffix, else ``torch.save``)."""
+        """Write ``codes`` and ``present`` to ``path`` atomically (safetensors by suffix, else ``torch.save``)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {"codes": self.codes.detach().float().cpu().contiguous(),
                    "present": self.present.cpu().contiguous()}
         if path.suffix == ".safetensors":
-            from safetensors.torch import save_file
-
-            save_file(tensors, str(path))
-        else:
-            torch.save(tensors, path)
-        return path
+            return atomic_write(path, lambda f: f.write(safetensors_bytes(tensors)))
+        return atomic_save(tensors, path)
 
     @classmethod
     def load(cls, path: str | Path) -> RegionCodes:
@@ -82,8 +81,6 @@ class RegionCodes:
             raise FileNotFoundError(f"codes file {path} does not exist")
         try:
             if path.suffix == ".safetensors":
-                from safetensors.torch import load_file
-
                 tensors = load_file(str(path))
             else:
                 tensors = torch.load(path, map_location="cpu", weights_only=True)
