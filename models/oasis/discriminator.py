@@ -1,8 +1,8 @@
 """OASIS's U-Net segmentation discriminator: per-pixel logits over the ``label_nc`` classes and "fake".
 
 Written from the paper (Schönfeld, Sushko et al., "You Only Need Adversarial Supervision for Semantic
-Image Synthesis", ICLR 2021) and the architecture facts in ``/work/shared/reference/spade-oasis-clade.md``;
-the public implementation is AGPL and none of its code is copied. The module names (``body_down``,
+Image Synthesis", ICLR 2021) and the published architecture's facts (widths, block order); the public
+implementation is AGPL and none of its code is copied. The module names (``body_down``,
 ``body_up``, ``layer_up_last``, ``conv1``, ``conv2``, ``conv_s``) and their ``nn.Sequential`` positions
 follow the published checkpoints' state-dict layout.
 """

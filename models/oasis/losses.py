@@ -3,8 +3,8 @@ r"""OASIS losses: class-balanced (N+1)-class cross-entropy for D and G, and the 
 Written from the paper (Schönfeld, Sushko et al., ICLR 2021, eqs. 1–3 and §3.2); no code of the AGPL
 public implementation is copied. Conventions:
 
-- labels are class ids ``(N, H, W)`` (``torch.long``) in ``[0, label_nc)``; an optional ``ignore_index``
-  (e.g. a "don't care" id) marks pixels that get weight 0;
+- labels are class ids ``(N, H, W)`` (``torch.long``) in ``[0, label_nc)`` (from a one-hot map:
+  ``segmap.argmax(1)``); an optional ``ignore_index`` (e.g. a "don't care" id) marks pixels that get weight 0;
 - the discriminator's logits are ``(N, label_nc + 1, H, W)``: channel ``c < label_nc`` is class ``c``
   and channel ``label_nc`` is "fake" (:func:`fake_index`; OASIS issue 34: the public code uses
   channel 0 for "fake" and shifts the classes by one);
@@ -302,7 +302,8 @@ def labelmix_mask(label: Tensor, *, generator: torch.Generator | None = None) ->
     if label.numel() and int(label.min()) < 0:
         raise ValueError("labelmix_mask: label ids must be non-negative")
     num_ids = int(label.max()) + 1 if label.numel() else 1
-    coins = torch.randint(0, 2, (label.shape[0], num_ids), generator=generator, device="cpu").to(label.device)
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    coins = torch.randint(0, 2, (label.shape[0], num_ids), generator=generator, device=gen_device).to(label.device)
     mask = torch.gather(coins, 1, label.flatten(1)).view_as(label)
     return mask.unsqueeze(1).float()
 

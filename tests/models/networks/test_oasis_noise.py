@@ -96,3 +96,15 @@ def test_with_noise(mode):
     assert torch.equal(x[:, 3:], want)
     with pytest.raises(ValueError, match="mode"):
         with_noise(seg, mode="image")
+
+
+def test_noisy_map_feeds_a_spade_generator_with_label_nc_plus_z_dim_channels():
+    from models.spade import SPADEGenerator
+
+    torch.manual_seed(0)
+    g = SPADEGenerator(3 + 8, ngf=4, crop_size=64, norm="instance")
+    seg = onehot_of(ids_map(1, 3, 64, 64, seed=1), 3)
+    a = g(with_noise(seg, z_dim=8, generator=_gen(1)))
+    b = g(with_noise(seg, z_dim=8, generator=_gen(2)))
+    assert a.shape == (1, 3, 64, 64)
+    assert not torch.allclose(a, b)  # the noise reaches the image
