@@ -230,12 +230,15 @@ def discriminator_loss(
     The real term weights each pixel by its class's :math:`\alpha_c`; the fake term (every pixel →
     class ``label_nc``) is unweighted, as in the paper. Both are means over pixels; the result is
     their sum. The generated image is drawn from ``label``, so both terms use the same map.
+    ``ignore_index`` pixels drop out of the real term only: every pixel of a generated image,
+    "don't care" ones included, is "fake" (the paper's fake term sums over all pixels, and so does
+    the public code).
 
     Args:
         logits_real: ``D(real)``, ``(N, label_nc + 1, H, W)``.
         logits_fake: ``D(G(z, label))``, same shape (detach the fake image for the D step).
         label: class ids ``(N, H, W)``.
-        ignore_index: id of pixels to leave out, or ``None``.
+        ignore_index: id of pixels to leave out of the real term, or ``None``.
         mode: class-balancing variant (:data:`BALANCE_MODES`).
 
     Returns:
@@ -250,7 +253,7 @@ def discriminator_loss(
     """
     check_shape(logits_fake, tuple(logits_real.shape), "logits_fake")
     real = n1_cross_entropy(logits_real, label, real=True, ignore_index=ignore_index, mode=mode)
-    fake = n1_cross_entropy(logits_fake, label, real=False, balanced=False, ignore_index=ignore_index)
+    fake = F.cross_entropy(logits_fake, torch.full_like(label, fake_index(logits_fake.shape[1] - 1)))
     return real + fake
 
 
