@@ -11,6 +11,10 @@ rain      :class:`models.sean.SEANGenerator` (alias ``sean``)    ``style_dim``
 Every generator takes ``(semantic_nc, *, ngf, crop_size, aspect_ratio, num_upsampling_layers,
 norm)`` plus its extras. ``rain`` is called with the style (``style_image=`` or
 ``style_codes=``); the others with the segmap only (and ``z`` for the VAE).
+
+Trained with ``discriminator: oasis`` (:mod:`models.oasis`), ``spade`` and ``clade`` are built for
+``semantic_nc + z_dim`` channels and wrapped in :class:`models.oasis.OASISGenerator`, which feeds them
+the dense label map plus fresh 3-D noise (``noise_mode``) on every call.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from torch import nn
+
+from models.oasis import OASISGenerator
 from models.sean import SEANGenerator
 from models.spade.clade import clade_generator
 from models.spade.generator import SPADEGenerator
@@ -73,12 +80,17 @@ def build_generator(name: str, semantic_nc: int, **kwargs: Any) -> SPADEGenerato
     return generator_kind(name)[1].build(semantic_nc, **kwargs)
 
 
-def generator_from_hparams(h: Mapping[str, Any], semantic_nc: int) -> SPADEGenerator:
+def generator_from_hparams(h: Mapping[str, Any], semantic_nc: int) -> SPADEGenerator | OASISGenerator:
     """Build the generator that ``MaskToImageModule`` trains from its hyperparameters.
 
     ``h["generator"]`` picks the kind (``spade`` when absent, as in older checkpoints); each
     kind also reads the hyperparameters it lists in :data:`GENERATORS`. ``semantic_nc`` comes
     from the label contract (:attr:`models.data.label_layout.LabelLayout.semantic_nc`).
+    With ``h["discriminator"] == "oasis"`` the generator takes ``semantic_nc + z_dim`` channels and
+    is wrapped in :class:`models.oasis.OASISGenerator` (noise of ``h["noise_mode"]``, default pixel).
+
+    Raises:
+        ValueError: for ``oasis`` with a generator that takes region styles (``rain``) or with ``use_vae``.
 
     Example:
         >>> h = {"generator": "clade", "ngf": 4, "crop_size": 32, "aspect_ratio": 1.0,
@@ -87,6 +99,13 @@ def generator_from_hparams(h: Mapping[str, Any], semantic_nc: int) -> SPADEGener
         'SPADEGenerator'
     """
     name, kind = generator_kind(h.get("generator", "spade"))
-    return build_generator(name, semantic_nc, ngf=h["ngf"], crop_size=h["crop_size"],
-                           aspect_ratio=h["aspect_ratio"], num_upsampling_layers=h["num_upsampling_layers"],
-                           norm=h["norm_G"], **{k: h[k] for k in kind.hparams})
+    oasis = h.get("discriminator", "multiscale") == "oasis"
+    if oasis and (kind.takes_style or h.get("use_vae")):
+        raise ValueError(f"discriminator 'oasis' trains spade or clade generators fed label map + 3-D noise; "
+                         f"not generator {name!r}" + (" with use_vae" if h.get("use_vae") else "") +
+                         " (choose generator: spade | clade, use_vae: false)")
+    net: nn.Module = build_generator(
+        name, semantic_nc + (h["z_dim"] if oasis else 0), ngf=h["ngf"], crop_size=h["crop_size"],
+        aspect_ratio=h["aspect_ratio"], num_upsampling_layers=h["num_upsampling_layers"], norm=h["norm_G"],
+        **{k: h[k] for k in kind.hparams})
+    return OASISGenerator(net, z_dim=h["z_dim"], noise_mode=h.get("noise_mode", "pixel")) if oasis else net

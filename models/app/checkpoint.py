@@ -6,7 +6,8 @@ refused before anything is imported, and NaN/Inf weights refused (they only make
 
 - a Lightning checkpoint written by ``train.py`` (``hyper_parameters`` + ``state_dict``; the
   EMA generator is preferred when present) records its label contract
-  (:class:`~models.data.label_layout.LabelLayout`) and its generator kind;
+  (:class:`~models.data.label_layout.LabelLayout`) and its generator kind (an OASIS-trained one,
+  ``discriminator: oasis``, is rebuilt as a :class:`~models.oasis.OASISGenerator` that draws its 3-D noise);
 - an official NVlabs/SPADE or ZPdesu/SEAN ``*_net_G.pth`` (a bare state dict) records neither:
   the label layout and image size come from the caller;
 - a published pytorch-AdaIN ``vgg_normalised.pth`` + ``decoder.pth`` pair, or a
@@ -25,6 +26,7 @@ from models.adain import StyleTransfer
 from models.data.label_layout import LabelLayout
 from models.generators import build_generator, generator_from_hparams, generator_kind
 from models.lit.style_transfer import StyleTransferModule
+from models.oasis import OASISGenerator
 from models.spade import NUM_UPSAMPLINGS, ConvEncoder, SPADEGenerator
 from models.weights import read_checkpoint
 
@@ -67,7 +69,7 @@ def load_generator(
     num_upsampling_layers: str | None = None,
     norm: str = "syncbatch",
     kind: str = "spade",
-) -> tuple[SPADEGenerator, LabelLayout]:
+) -> tuple[SPADEGenerator | OASISGenerator, LabelLayout]:
     """Load a generator from a Lightning checkpoint or an official ``*_net_G.pth``.
 
     Args:

@@ -31,6 +31,7 @@ from condnorm import SemanticMap
 from models.data.io import load_label, load_rgb
 from models.data.label_layout import LabelLayout
 from models.data.palette import Palette
+from models.oasis import OASISGenerator
 from models.sean import SEANGenerator
 from models.spade import ConvEncoder
 
@@ -184,8 +185,9 @@ class MaskToImage:
             instances: instance maps for generators with instance edges (files or tensors);
                 None: the class boundaries stand in for them.
             style: a style image for VAE generators (its encoded mean is the latent).
-            seed: seed of the latent draw of VAE generators without ``style``: image ``i`` draws
-                with ``seed + i``, so an image does not depend on what it is batched with.
+            seed: seed of the latent draw of VAE generators without ``style``, and of the 3-D noise
+                of OASIS-trained generators: image ``i`` draws with ``seed + i``, so an image does
+                not depend on what it is batched with (same seed, same image).
             palette: overrides the recorded palette for colour masks.
             model_size: keep the generator's size instead of each label map's.
 
@@ -204,11 +206,22 @@ class MaskToImage:
             if len(inst_list) != len(ids):
                 raise ValueError(f"got {len(inst_list)} instance map(s) for {len(ids)} label map(s)")
             inst = [load_label(x) if not isinstance(x, Tensor) else x.long() for x in inst_list]
-        z = self._latents(len(ids), style, seed) if self.use_vae else None
-        fake = self.generator(self.encode(ids, inst if self.layout.use_instance else None), z)
+        segmap = self.encode(ids, inst if self.layout.use_instance else None)
+        if isinstance(self.generator, OASISGenerator):
+            fake = self._with_noise(segmap, seed)
+        else:
+            z = self._latents(len(ids), style, seed) if self.use_vae else None
+            fake = self.generator(segmap, z)
         check_finite_images(fake, self.source)
         return postprocess(fake, None if model_size else [tuple(m.shape) for m in ids])
 
+
+    def _with_noise(self, segmap: SemanticMap, seed: int) -> Tensor:
+        """An OASIS generator on the dense map plus 3-D noise drawn with ``seed + i`` for image ``i``."""
+        dense = segmap.to_dense(self.layout.semantic_nc, torch.float32)
+        noisy = [self.generator.noisy(dense[i:i + 1], generator=torch.Generator().manual_seed(seed + i))
+                 for i in range(dense.shape[0])]
+        return self.generator.net(torch.cat(noisy))
 
     def _latents(self, count: int, style: str | Path | Tensor | None, seed: int) -> Tensor:
         if style is not None:

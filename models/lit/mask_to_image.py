@@ -4,6 +4,8 @@ The module only composes: the networks come from ``models/spade`` and ``models/s
 by name through :mod:`models.generators`), the losses from
 ``models/losses.py`` and the label encoding from ``models/data``. One generator forward per
 step is reused (detached) for the discriminator step, as in the official trainer.
+``discriminator: oasis`` swaps in OASIS (Schönfeld, Sushko et al. 2021, :mod:`models.oasis`):
+its U-Net segmenter discriminator, (N+1)-class losses with LabelMix, and 3-D noise for the generator.
 """
 
 from __future__ import annotations
@@ -23,6 +25,16 @@ from models.generators import generator_from_hparams, generator_kind
 from models.lit.crash_safety import require_finite_non_negative, stop_if_not_finite
 from models.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss, kld_loss
 from models.metrics import class_color_error, optional_fid, optional_lpips
+from models.oasis import (
+    LAMBDA_LABELMIX,
+    NOISE_MODES,
+    OASISDiscriminator,
+    discriminator_loss,
+    generator_loss,
+    labelmix,
+    labelmix_loss,
+    labelmix_mask,
+)
 from models.spade import ConvEncoder, MultiscaleDiscriminator
 from models.spade.encoder import reparameterize
 
@@ -30,6 +42,7 @@ __all__ = ["MaskToImageModule"]
 
 _DATA_KEYS = ("label_nc", "contain_dontcare_label", "use_instance", "crop_size", "aspect_ratio")
 _LAYOUT_EXTRAS = ("dataset_mode", "palette")  # optional parts of the label contract
+DISCRIMINATORS = ("multiscale", "oasis")
 
 
 class MaskToImageModule(pl.LightningModule):
@@ -54,14 +67,25 @@ class MaskToImageModule(pl.LightningModule):
         aspect_ratio: width / height.
         generator: ``spade`` | ``clade`` | ``rain`` (alias ``sean``), see :mod:`models.generators`.
         ngf: generator width (64 in the paper).
-        z_dim: latent size for the VAE path.
+        z_dim: latent size for the VAE path; with ``discriminator: oasis``, the 3-D noise channels
+            (64 in OASIS) added to the generator's input.
         style_dim: length of a region's style code (``rain`` only; 512 in SEAN).
         num_upsampling_layers: ``normal`` | ``more`` | ``most``.
         norm_G: parameter-free norm inside the conditional norms (``syncbatch`` in the paper).
         use_vae: train with the style encoder and KL loss.
-        ndf: discriminator width.
-        num_D: number of discriminator scales.
-        n_layers_D: layers per discriminator.
+        discriminator: ``multiscale`` (SPADE's, with ``gan_mode``, feature matching) or ``oasis``
+            (:class:`models.oasis.OASISDiscriminator` over the ``num_ids`` classes + "fake", trained
+            with the class-balanced (N+1)-class cross-entropy and LabelMix; G gets the dense label
+            map + fresh 3-D noise on every call, :class:`models.oasis.OASISGenerator`; generators
+            ``spade`` | ``clade``, no ``use_vae``; ``lambda_feat`` must be 0).
+        ndf: discriminator width (OASIS: down blocks ``2, 2, 4, 4, 8, 8 × ndf``, last up block ``ndf``:
+            the paper's 128…512 and 64 at ``ndf=64``).
+        num_D: number of discriminator scales (multiscale).
+        n_layers_D: layers per discriminator (multiscale).
+        n_blocks_D: down blocks of the OASIS U-Net (6 in the paper; the image's sides must be
+            multiples of ``2 ** n_blocks_D``).
+        noise_mode: OASIS 3-D noise, ``pixel`` (a vector per pixel, the paper's) | ``region``.
+        lambda_labelmix: weight of the LabelMix regulariser in the OASIS D loss (10 in the paper).
         gan_mode: ``hinge`` | ``ls`` | ``original`` | ``wgan``.
         lambda_feat: feature-matching weight (10).
         lambda_vgg: VGG perceptual weight (10; 0 disables it and needs no weights).
@@ -105,9 +129,13 @@ class MaskToImageModule(pl.LightningModule):
         num_upsampling_layers: str = "normal",
         norm_G: str = "syncbatch",
         use_vae: bool = False,
+        discriminator: str = "multiscale",
         ndf: int = 64,
         num_D: int = 2,
         n_layers_D: int = 4,
+        n_blocks_D: int = 6,
+        noise_mode: str = "pixel",
+        lambda_labelmix: float = LAMBDA_LABELMIX,
         gan_mode: str = "hinge",
         lambda_feat: float = 10.0,
         lambda_vgg: float = 10.0,
@@ -125,7 +153,19 @@ class MaskToImageModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         require_finite_non_negative(type(self).__name__, lambda_feat=lambda_feat, lambda_vgg=lambda_vgg,
-                                    lambda_kld=lambda_kld, lr_g=lr_g, lr_d=lr_d)
+                                    lambda_kld=lambda_kld, lr_g=lr_g, lr_d=lr_d, lambda_labelmix=lambda_labelmix)
+        if discriminator not in DISCRIMINATORS:
+            raise ValueError(f"MaskToImageModule: discriminator must be one of {DISCRIMINATORS}, got {discriminator!r}")
+        self._oasis = discriminator == "oasis"
+        if self._oasis:
+            if noise_mode not in NOISE_MODES:
+                raise ValueError(f"MaskToImageModule: noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+            if lambda_feat > 0:
+                raise ValueError("MaskToImageModule: the OASIS discriminator has no feature maps to match; "
+                                 "set lambda_feat: 0 with discriminator: oasis")
+            if generator_kind(generator)[1].takes_style or use_vae:
+                raise ValueError(f"MaskToImageModule: discriminator 'oasis' trains spade | clade generators "
+                                 f"without use_vae (got generator {generator!r}, use_vae {use_vae})")
         self.save_hyperparameters()
         # Metric networks (LPIPS, FID): a plain dict, so not submodules and not in state_dict.
         self._metric_nets: dict[str, nn.Module | None] = {}
@@ -156,8 +196,18 @@ class MaskToImageModule(pl.LightningModule):
                              "style code, so it trains without instance edges (as SEAN); set "
                              "data.init_args.no_instance: true")
         self.generator = generator_from_hparams(h, self.layout.semantic_nc)
-        self.discriminator = MultiscaleDiscriminator(self.layout.semantic_nc + 3, num_D=h.num_D,
-                                                     n_layers=h.n_layers_D, ndf=h.ndf)
+        if self._oasis:
+            mults = (2, 2, 4, 4, 8, 8)
+            widths = [h.ndf * mults[min(i, len(mults) - 1)] for i in range(h.n_blocks_D)]
+            self.discriminator = OASISDiscriminator(self.layout.num_ids, widths=widths, last_width=h.ndf)
+            height, width = self.generator.output_size
+            if height % self.discriminator.divisor or width % self.discriminator.divisor:
+                raise ValueError(f"MaskToImageModule: the OASIS discriminator's {h.n_blocks_D} down blocks need "
+                                 f"image sides that are multiples of {self.discriminator.divisor}, got "
+                                 f"{(height, width)}; lower n_blocks_D or change crop_size")
+        else:
+            self.discriminator = MultiscaleDiscriminator(self.layout.semantic_nc + 3, num_D=h.num_D,
+                                                         n_layers=h.n_layers_D, ndf=h.ndf)
         self.encoder = ConvEncoder(ngf=h.ngf, z_dim=h.z_dim) if h.use_vae else None
         self.generator_ema = (copy.deepcopy(self.generator).requires_grad_(False)
                               if h.ema_decay is not None else None)
@@ -185,8 +235,8 @@ class MaskToImageModule(pl.LightningModule):
         return self.layout.encode(batch["label"], batch.get("instance"))
 
     def generator_input(self, batch: dict[str, Tensor]) -> Tensor | SemanticMap:
-        """What the generator takes: ids (a :class:`condnorm.SemanticMap`) for SPADE/CLADE, the dense map for RAIN."""
-        if self._takes_style:
+        """The generator's input: ids (a :class:`condnorm.SemanticMap`) for SPADE/CLADE, dense for RAIN/OASIS."""
+        if self._takes_style or self._oasis:
             return self.encode_labels(batch)
         return self.layout.semantic_map(batch["label"], batch.get("instance"))
 
@@ -213,6 +263,8 @@ class MaskToImageModule(pl.LightningModule):
         With ``accumulate_grad_batches = k`` the gradients of k batches add up (losses / k) and
         both steps happen on every k-th batch (and the last of the epoch).
         """
+        if self._oasis:
+            return self._oasis_training_step(batch, batch_idx)
         h = self.hparams
         opt_g, opt_d = self.optimizers()
         k = h.accumulate_grad_batches
@@ -244,6 +296,65 @@ class MaskToImageModule(pl.LightningModule):
             pred_fake, pred_real = self._discriminate(seg, fake.detach(), real)
             d = {"D/fake": self.gan_loss(pred_fake, False, for_discriminator=True),
                  "D/real": self.gan_loss(pred_real, True, for_discriminator=True)}
+            stop_if_not_finite(d, self.global_step)
+            if first:
+                opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(sum(d.values()) / k)
+            if last:
+                opt_d.step()
+
+        self.log_dict({**g, **d, "G/total": loss_g}, prog_bar=False, batch_size=real.shape[0])
+        self.log("loss_g", loss_g, prog_bar=True, batch_size=real.shape[0])
+
+    @property
+    def _ignore_index(self) -> int | None:
+        """The don't-care id, left out of the OASIS class terms (weight 0, as in the paper)."""
+        return self.layout.label_nc if self.layout.contain_dontcare_label else None
+
+    def oasis_generator_losses(self, label: Tensor, fake: Tensor, real: Tensor) -> dict[str, Tensor]:
+        """OASIS G loss: class-balanced cross-entropy of ``D(fake)`` to the label's classes (+ optional VGG)."""
+        g = {"G/oasis": generator_loss(self.discriminator(fake), label, ignore_index=self._ignore_index)}
+        if self.vgg_loss is not None:
+            g["G/vgg"] = self.vgg_loss(fake, real) * self.hparams.lambda_vgg
+        return g
+
+    def oasis_discriminator_losses(self, label: Tensor, fake: Tensor, real: Tensor,
+                                   mask: Tensor) -> dict[str, Tensor]:
+        """OASIS D loss: (N+1)-class cross-entropy (real → its class, fake → "fake") + λ · LabelMix.
+
+        ``fake`` (detached), ``real`` and their LabelMix with ``mask`` go through D in one pass.
+        """
+        n = real.shape[0]
+        logits = self.discriminator(torch.cat([fake, real, labelmix(real, fake, mask)]))
+        logits_fake, logits_real, logits_mixed = logits[:n], logits[n:2 * n], logits[2 * n:]
+        return {"D/oasis": discriminator_loss(logits_real, logits_fake, label, ignore_index=self._ignore_index),
+                "D/labelmix": labelmix_loss(logits_mixed, logits_real, logits_fake, mask)
+                * self.hparams.lambda_labelmix}
+
+    def _oasis_training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """The OASIS iteration: one G step, then one D step on the same (detached) fakes."""
+        h = self.hparams
+        opt_g, opt_d = self.optimizers()
+        k = h.accumulate_grad_batches
+        first = batch_idx % k == 0
+        last = (batch_idx + 1) % k == 0 or batch_idx + 1 == self.trainer.num_training_batches
+        label, real = batch["label"], batch["image"]
+
+        with self.toggled_optimizer(opt_g):
+            fake = self.generator(self.generator_input(batch))  # fresh 3-D noise
+            g = self.oasis_generator_losses(label, fake, real)
+            loss_g = sum(g.values())
+            stop_if_not_finite(g, self.global_step)
+            if first:
+                opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(loss_g / k)
+            if last:
+                opt_g.step()
+        if last:
+            self._update_ema()
+
+        with self.toggled_optimizer(opt_d):
+            d = self.oasis_discriminator_losses(label, fake.detach(), real, labelmix_mask(label))
             stop_if_not_finite(d, self.global_step)
             if first:
                 opt_d.zero_grad(set_to_none=True)

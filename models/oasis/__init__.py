@@ -1,10 +1,12 @@
 """OASIS building blocks: the U-Net segmentation discriminator, the (N+1)-class losses with LabelMix, 3-D noise.
 
 Pure torch (plus :mod:`condnorm`'s input checks); the generator is a SPADE-family generator fed
-``label_nc + z_dim`` channels (:func:`~models.oasis.noise.with_noise`). See ``docs/oasis.md``.
+``label_nc + z_dim`` channels (:func:`~models.oasis.noise.with_noise`; :class:`OASISGenerator` wraps it).
+See ``docs/oasis.md``.
 """
 
 from .discriminator import OASIS_D_WIDTHS, OASISDiscriminator, UNetResBlock
+from .generator import OASISGenerator
 from .losses import (
     BALANCE_MODES,
     LAMBDA_LABELMIX,
@@ -28,6 +30,7 @@ __all__ = [
     "OASIS_D_WIDTHS",
     "Z_DIM",
     "OASISDiscriminator",
+    "OASISGenerator",
     "UNetResBlock",
     "class_balance_map",
     "class_balance_weights",
