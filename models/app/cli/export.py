@@ -28,6 +28,7 @@ from typing import Any
 
 from torch import nn
 
+from models.oasis import OASISGenerator
 from models.sean import SEANGenerator
 
 from ..checkpoint import load_encoder, load_generator, load_style_transfer
@@ -72,6 +73,9 @@ def _spade(args: argparse.Namespace) -> tuple[nn.Module, GraphSpec | None, dict[
     generator, layout = load_generator(args.checkpoint, layout=layout_from_args(args), **official_options(args))
     if isinstance(generator, SEANGenerator):
         raise ValueError(f"{args.checkpoint} holds a RAIN (SEAN) generator: export it with --task rain")
+    if isinstance(generator, OASISGenerator):
+        raise ValueError(f"{args.checkpoint} holds an OASIS-trained generator (label map + 3-D noise input), "
+                         "which export does not support yet: run it from the checkpoint (infer.py spade)")
     meta = {"label_layout": layout.to_dict(), "source": Path(args.checkpoint).name}
     if args.part == "encoder":
         encoder = load_encoder(args.checkpoint)

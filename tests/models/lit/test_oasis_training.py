@@ -11,6 +11,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+import infer
 import models.lit.mask_to_image as lit
 from models.app.checkpoint import load_generator
 from models.app.mask_to_image import MaskToImage
@@ -168,6 +169,10 @@ def test_checkpoint_rebuilds_the_generator_and_seeds_its_noise(
     # image i of a batch draws with seed + i: the batch's second image is the single image with seed 1
     pair = app.generate([mask, mask], seed=0)
     torch.testing.assert_close(pair[1], c[0], atol=2e-3, rtol=0)  # batched convs round differently
+    # export is not wired up for the noise input: a clear refusal, not a broken graph
+    with pytest.raises(ValueError, match="OASIS-trained generator"):
+        infer.main(["export", "--checkpoint", str(ckpt), "--task", "spade", "--format", "safetensors",
+                    "--out", str(tmp_path / "g.safetensors")])
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
