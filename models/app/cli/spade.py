@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--style", help="style image for VAE models: its encoded mean is the latent z")
     parser.add_argument("--encoder", help="official *_net_E.pth for --style (Lightning checkpoints hold it); "
                                        "for ONNX, the exported encoder (infer.py export --part encoder)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for a random z (VAE models without --style)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed for a random z (VAE models without --style) or the 3-D noise (OASIS models)")
     parser.add_argument("--batch-size", type=positive_int, default=4)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--ext", type=image_ext, default="png", help="output image format (png, jpg, bmp, webp, tif)")
