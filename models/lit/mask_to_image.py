@@ -410,6 +410,8 @@ class MaskToImageModule(pl.LightningModule):
         """Re-estimate the EMA generator's norm statistics; create the optional metrics."""
         if self.generator_ema is not None and self.hparams.ema_recalibrate_batches:
             loader = self.trainer.train_dataloader
+            if loader is None and self.trainer.datamodule is not None:  # validate/test without a fit
+                loader = self.trainer.datamodule.train_dataloader()
             on_device = (self.transfer_batch_to_device(b, self.device, 0)
                          for _, b in zip(range(self.hparams.ema_recalibrate_batches), loader))
             batches = ((self.generator_input(b), b["image"]) for b in on_device)

@@ -195,3 +195,8 @@ def test_ema_generator_tracks_the_weights_and_is_used_for_inference(
     trainer.save_checkpoint(ckpt)
     loaded, _ = load_generator(ckpt)
     torch.testing.assert_close(loaded.state_dict()[key], ema[key])
+    # `train.py validate` without a fit: the recalibration reads the DataModule's training data
+    fresh = MaskToImageModule(**TINY_MODEL, ema_decay=0.5, ema_recalibrate_batches=2)
+    metrics = tiny_trainer(tmp_path / "validate").validate(fresh, datamodule=_data(num_train=16, num_val=4),
+                                                           ckpt_path=ckpt, verbose=False)
+    assert np.isfinite(metrics[0]["val/class_color_error"])
