@@ -117,7 +117,7 @@ class MaskToImage:
             generator, layout = load_generator(path, layout=layout, **official)
             generator = generator.to(device)
             enc = None
-            if getattr(generator, "use_vae", False) and (encoder or layout is not None):
+            if getattr(generator, "use_vae", False):
                 enc = cls._torch_encoder(encoder or path, device)
         if layout is None:
             raise ValueError(f"{path} does not record its label layout: pass --label-nc (and "
@@ -144,9 +144,11 @@ class MaskToImage:
 
     def read_labels(self, label: LabelInput, palette: Palette | None = None) -> Tensor:
         """Training ids ``(H, W)`` of a label file (or of ids given directly, checked)."""
-        if isinstance(label, Tensor):
-            return self.layout.to_ids(label.long(), "labels") if label.dim() == 2 else _bad_ids(label)
-        return self.layout.read(label, palette)
+        if not isinstance(label, Tensor):
+            return self.layout.read(label, palette)
+        if label.dim() != 2:
+            raise ValueError(f"labels: expected an (H, W) id map per image, got shape {tuple(label.shape)}")
+        return self.layout.to_ids(label.long(), "labels")
 
     def encode(self, labels: Sequence[Tensor], instances: Sequence[Tensor] | None = None) -> SemanticMap:
         """Training id maps (+ instance maps) → the generator's input at :attr:`output_size`, as ids.
@@ -230,6 +232,3 @@ class MaskToImage:
                  for i in range(count)]
         return torch.stack(draws).to(self.device)
 
-
-def _bad_ids(label: Tensor) -> Tensor:
-    raise ValueError(f"labels: expected an (H, W) id map per image, got shape {tuple(label.shape)}")
