@@ -151,6 +151,19 @@ def test_the_command_writes_the_report_and_the_grid(tmp_path: Path, capsys) -> N
     assert Image.open(out / "grid.png").size == (4 * 34 + 2, 3 * 34 + 2)
 
 
+def test_the_command_measures_lpips_fid_and_kid_when_asked(tmp_path: Path, monkeypatch, capsys) -> None:
+    stand_in_alexnet(monkeypatch, tmp_path)
+    stand_in_inception(monkeypatch, tmp_path / "inception.pth")
+    ckpt, labels, images = _files(tmp_path, 2)
+    out = tmp_path / "eval"
+    status = infer.cli(["evaluate", "--checkpoint", str(ckpt), "--labels", str(labels), "--images", str(images),
+                        "--lpips", "--fid-weights", str(tmp_path / "inception.pth"), "--out", str(out)])
+    assert status == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert report["lpips_diversity"] == 0.0  # a SPADE generator without VAE is deterministic
+    assert all(math.isfinite(report[k]) for k in ("fid", "kid_mean", "kid_std")) and report["miou"] is None
+
+
 @pytest.mark.parametrize("bad", [["--samples", "0"], ["--segmenter", "x.pt", "--shapes-segmenter"],
                                  ["--segmenter", "missing.pt"], ["--fid-weights", "missing.pth"]])
 def test_bad_options_are_refused_before_any_work(bad: list[str], tmp_path: Path, capsys) -> None:
