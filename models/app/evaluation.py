@@ -142,8 +142,9 @@ def evaluate(model: MaskToImage, samples: Iterable[tuple[LabelInput, ImageInput]
     grid: list[tuple[Tensor, list[Tensor], Tensor]] = []
     for start in range(0, count, batch_size):
         chunk = pairs[start:start + batch_size]
-        ids = [model.read_labels(label) for label, _ in chunk]
-        generations = [model.generate(ids, seed=seed + k * count + start) for k in range(num_samples)]
+        stored = [label for label, _ in chunk]  # generate() applies the label contract itself
+        ids = [model.read_labels(label) for label in stored]
+        generations = [model.generate(stored, seed=seed + k * count + start) for k in range(num_samples)]
         for j, ((_, image), label) in enumerate(zip(chunk, ids)):
             real = _real_image(image, tuple(label.shape))
             fakes = [generations[k][j].cpu() for k in range(num_samples)]

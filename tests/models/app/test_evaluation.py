@@ -61,13 +61,18 @@ def test_miou_and_pixel_accuracy_on_a_hand_computed_case() -> None:
         confusion_matrix(torch.tensor([4]), torch.tensor([0]), 4)
 
 
-def test_evaluate_scores_the_segmenter_on_the_label_contract_and_skips_dontcare() -> None:
-    layout = LabelLayout(3, contain_dontcare_label=True, dataset_mode="coco")
-    stored = torch.tensor([[0, 0, 255], [1, 2, 255]])  # 255: don't-care, not counted
+@pytest.mark.parametrize("mode", ["coco", "ade20k"])
+def test_evaluate_scores_the_segmenter_on_the_label_contract_and_skips_dontcare(mode: str) -> None:
+    layout = LabelLayout(3, contain_dontcare_label=True, dataset_mode=mode)
+    # the same training ids [[0, 0, dontcare], [1, 2, dontcare]] as each dataset stores them (ade20k: 1-based,
+    # 0 = "other"); the id shift is applied once, don't-care pixels are not counted
+    stored = torch.tensor([[0, 0, 255], [1, 2, 255]] if mode == "coco" else [[1, 1, 0], [2, 3, 0]])
     pred = torch.tensor([[0, 1, 0], [1, 1, 2]])
     logits = torch.nn.functional.one_hot(pred, 4).permute(2, 0, 1)[None].float()  # 4 channels: the extra is cut
-    report = evaluate(_spade(layout), [(stored, torch.rand(3, 2, 3))], segmenter=lambda images: logits,
-                      num_samples=1)
+    seen: list[torch.Tensor] = []
+    report = evaluate(_spade(layout), [(stored, torch.rand(3, 2, 3))],
+                      segmenter=lambda images: seen.append(images) or logits, num_samples=1)
+    assert torch.equal(seen[0][0], _spade(layout).generate(stored)[0])  # the generator saw the ids generate() sees
     assert report["miou"] == pytest.approx((1 / 2 + 1 / 3 + 0) / 3) and report["pixel_accuracy"] == 0.5
     assert report["lpips_diversity"] is None and report["fid"] is None and 0 <= report["class_color_error"] <= 1
     with pytest.raises(ValueError, match="logits"):
