@@ -54,7 +54,7 @@ def shapes_segmenter(size: int | tuple[int, int] = 64, *, steps: int = 300, seed
     data = ShapesDataset(64, size=size, seed=seed + 100, with_instances=False)
     images = torch.stack([s["image"] for s in data]).add(1).div(2)
     labels = torch.stack([s["label"] for s in data])
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), torch.inference_mode(False), torch.enable_grad():
         torch.manual_seed(seed)
         model = ShapesSegmenter()
         optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
