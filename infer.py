@@ -4,6 +4,7 @@ Examples:
     python infer.py spade --checkpoint runs/spade_shapes/last.ckpt --labels masks/ --out out/
     python infer.py rain --checkpoint runs/rain_shapes/last.ckpt --labels mask.png --style ref.png --out out/
     python infer.py adain --content photo.jpg --style painting.jpg --out out/
+    python infer.py evaluate --checkpoint run.ckpt --labels val/labels --images val/images --shapes-segmenter
     python infer.py export --checkpoint run.ckpt --task spade --format onnx --out spade.onnx
 
 Run ``python infer.py <task> --help`` for each task's options. A mistake in the input is
@@ -24,6 +25,8 @@ TASKS = {
     "spade": ("models.app.cli.spade", "mask-to-image synthesis with a SPADE generator"),
     "rain": ("models.app.cli.rain", "mask-to-image synthesis with per-region styles (RAIN/SEAN)"),
     "adain": ("models.app.cli.adain", "AdaIN / AdaCoN style transfer on image pairs"),
+    "evaluate": ("models.app.cli.evaluate", "evaluate a generator on held-out label/image pairs (mIoU, FID, KID, "
+                                            "LPIPS diversity)"),
     "export": ("models.app.cli.export", "export a checkpoint to ONNX, TorchScript, torch.export or safetensors"),
 }
 

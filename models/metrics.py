@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from models.weights import read_weights
 
-__all__ = ["class_color_error", "optional_fid", "optional_lpips"]
+__all__ = ["class_color_error", "confusion_matrix", "optional_fid", "optional_lpips", "segmentation_scores"]
 
 
 def class_color_error(fake: Tensor, real: Tensor, labels: Tensor, num_classes: int) -> Tensor:
@@ -48,6 +48,56 @@ def class_color_error(fake: Tensor, real: Tensor, labels: Tensor, num_classes: i
     mean_real = torch.einsum("nlhw,nchw->nlc", onehot, real) / area.clamp(min=1)[..., None]
     err = (mean_fake - mean_real).abs().mean(-1) / 2.0  # [-1, 1] -> [0, 1] scale
     return err[present].mean()
+
+
+def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int, *, ignore_index: int | None = None) -> Tensor:
+    """Pixel counts ``C[t, p]``: pixels of target class ``t`` predicted as ``p`` (``num_classes`` square, int64).
+
+    Pixels whose target is ``ignore_index`` (the don't-care id) are not counted.
+
+    Raises:
+        ValueError: if a counted target or a prediction is outside ``[0, num_classes)``.
+
+    Example:
+        >>> confusion_matrix(torch.tensor([[0, 1], [1, 1]]), torch.tensor([[0, 0], [1, 2]]), 3)
+        tensor([[1, 1, 0],
+                [0, 1, 0],
+                [0, 1, 0]])
+    """
+    target, pred = target.reshape(-1).long(), pred.reshape(-1).long()
+    if ignore_index is not None:
+        keep = target != ignore_index
+        target, pred = target[keep], pred[keep]
+    for name, ids in (("target", target), ("prediction", pred)):
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= num_classes):
+            raise ValueError(f"confusion_matrix: {name} ids outside [0, {num_classes}): "
+                             f"{torch.unique(ids[(ids < 0) | (ids >= num_classes)]).tolist()[:10]}")
+    counts = torch.bincount(target * num_classes + pred, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes)
+
+
+def segmentation_scores(confusion: Tensor) -> dict[str, float]:
+    """The mIoU and pixel accuracy of a :func:`confusion_matrix` (rows: target, columns: prediction).
+
+    ``IoU_c = TP_c / (TP_c + FP_c + FN_c)``, averaged over the classes present in the targets (a class
+    that never occurs in the labels is not scored, even if predicted; its false positives still lower
+    the other classes' scores and the accuracy); pixel accuracy = correct pixels / counted pixels.
+
+    Example:
+        >>> scores = segmentation_scores(torch.tensor([[1, 1, 0], [0, 1, 0], [0, 1, 0]]))
+        >>> round(scores["miou"], 4), scores["pixel_accuracy"], scores["classes_scored"]
+        (0.2778, 0.5, 3)
+    """
+    confusion = confusion.double()
+    tp = confusion.diagonal()
+    support = confusion.sum(1)  # target pixels per class
+    present = support > 0
+    union = support + confusion.sum(0) - tp
+    iou = tp[present] / union[present]
+    total = float(confusion.sum())
+    return {"miou": float(iou.mean()) if iou.numel() else float("nan"),
+            "pixel_accuracy": float(tp.sum()) / total if total else float("nan"),
+            "classes_scored": int(present.sum())}
 
 
 def optional_lpips(net: str = "alex") -> nn.Module | None:

@@ -24,21 +24,9 @@ from models.data.layouts import find_custom
 from models.data.semantic import PairedSemanticDataset
 from models.data.semantic_datamodule import SemanticDataModule
 from models.data.shapes import write_shapes
-from models.lit.mask_to_image import MaskToImageModule
+from tests.models.app.tiny_models import tiny_checkpoint as _checkpoint
 from tests.models.data.data_files import write_ids, write_image, write_pair
 from tests.models.networks.adain_official import save_official
-
-TINY = dict(ngf=4, ndf=4, num_D=1, n_layers_D=2, norm_G="batch", lambda_vgg=0.0, lpips=False, crop_size=32,
-            aspect_ratio=1.0)
-
-
-def _checkpoint(tmp: Path, layout: LabelLayout, name: str = "model.ckpt") -> Path:
-    """A Lightning-format checkpoint of an untrained tiny generator recording ``layout``."""
-    torch.manual_seed(0)
-    module = MaskToImageModule(**TINY, **layout.to_dict())
-    path = tmp / name
-    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
-    return path
 
 
 def _cli(argv: list[str], capsys) -> tuple[int, str]:

@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-import torchvision
 import yaml
 from pytorch_lightning.demos.boring_classes import BoringModel
 
@@ -39,6 +38,7 @@ from models.lit.mask_to_image import MaskToImageModule
 from models.lit.style_transfer import StyleTransferModule
 from models.weights import read_weights
 from tests.models.lit.train_runs import CONFIGS, REPO, spawn_train, wait_for_marker
+from tests.models.metric_stand_ins import stand_in_alexnet, stand_in_inception
 
 TINY = ["--trainer.max_epochs=1", "--trainer.enable_progress_bar=false",
         "--trainer.enable_model_summary=false", "--model.init_args.ngf=4", "--model.init_args.ndf=4",
@@ -67,36 +67,13 @@ def _user_error(capsys, *args: str) -> str:
 
 
 # ---------------------------------------------------------------- 1. resume with LPIPS / FID on
-def _stand_in_alexnet(monkeypatch, tmp_path: Path) -> None:
-    """A random AlexNet where torchvision's hub cache expects the ImageNet one, under a private TORCH_HOME."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    name = Path(torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url).name
-    assert name == "alexnet-owt-7be5be79.pth"
-    cache = tmp_path / "torch_home" / "hub" / "checkpoints" / name
-    cache.parent.mkdir(parents=True)
-    torch.save(torchvision.models.alexnet().state_dict(), cache)
-
-
-def _stand_in_inception(monkeypatch, path: Path) -> None:
-    """A random torch-fidelity InceptionV3 state dict at ``path`` (the ``fid_weights`` format)."""
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-
-    empty = path.with_name("empty.pth")
-    torch.save({}, empty)
-    with monkeypatch.context() as patch:  # build it without loading the real weights
-        patch.setattr(FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
-        net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
-                                          feature_extractor_weights_path=str(empty))
-    torch.save(net.state_dict(), path)
-
-
 @pytest.mark.parametrize("metric", ["lpips", "fid"])
 def test_resume_with_metric_networks_on(metric: str, tmp_path: Path, monkeypatch, argv) -> None:
     if metric == "lpips":
-        _stand_in_alexnet(monkeypatch, tmp_path)
+        stand_in_alexnet(monkeypatch, tmp_path)
         on = ["--model.init_args.lpips=true"]
     else:
-        _stand_in_inception(monkeypatch, tmp_path / "inception.pth")
+        stand_in_inception(monkeypatch, tmp_path / "inception.pth")
         on = [f"--model.init_args.fid_weights={tmp_path / 'inception.pth'}"]
     cli = train.main(_fit_args(tmp_path, *on))
     assert f"val/{metric}" in cli.trainer.callback_metrics  # the metric network loaded and ran

@@ -1,0 +1,71 @@
+"""``infer.py evaluate``: the evaluation protocol (:func:`~models.app.evaluation.evaluate`) as a command.
+
+Label maps and real images are paired by relative path and stem (``labels/a/x.png`` with
+``images/a/x.jpg``), labels are read through the model's label contract, and the report
+(``report.json``, ``report.md``) and the comparison grid (``grid.png``) go to ``--out``; the
+Markdown table is printed. Every option and file is checked before the model runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from models.data.io import image_size
+from models.data.layouts import find_custom
+from models.metrics import optional_lpips
+
+from ..evaluation import evaluate, markdown_table
+from ..mask_to_image import MaskToImage
+from ..shapes_segmenter import load_segmenter, shapes_segmenter
+from .options import positive_int
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``infer.py evaluate``."""
+    parser.add_argument("--checkpoint", required=True,
+                        help="the generator: Lightning .ckpt, exported .safetensors or .onnx file")
+    parser.add_argument("--labels", required=True, help="folder of held-out label maps (searched recursively)")
+    parser.add_argument("--images", required=True, help="folder of the real images, paired with the label maps "
+                                                      "by relative path and stem")
+    segmenter = parser.add_mutually_exclusive_group()
+    segmenter.add_argument("--segmenter", help="TorchScript segmenter (images (N,3,H,W) in [0,1] -> logits "
+                                               "(N,classes,H,W)) for mIoU and pixel accuracy")
+    segmenter.add_argument("--shapes-segmenter", action="store_true",
+                           help="train the built-in shapes segmenter (seconds, offline, at the first label map's size) "
+                                "for the shapes demo")
+    parser.add_argument("--samples", type=positive_int, default=2, help="generations per mask (different seeds)")
+    parser.add_argument("--seed", type=int, default=0, help="the first seed")
+    parser.add_argument("--lpips", action="store_true",
+                        help="measure LPIPS diversity (AlexNet weights must be in torch's hub cache)")
+    parser.add_argument("--fid-weights", help="local torch-fidelity Inception weights file: adds FID and KID")
+    parser.add_argument("--out", default="evaluation", help="folder for report.json, report.md and grid.png")
+    parser.add_argument("--batch-size", type=positive_int, default=4)
+    parser.add_argument("--device", default="cpu")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate the checkpoint on the paired folders; print the table; returns 0."""
+    for option, value in (("--checkpoint", args.checkpoint), ("--segmenter", args.segmenter),
+                          ("--fid-weights", args.fid_weights)):
+        if value is not None and not Path(value).is_file():
+            raise FileNotFoundError(f"{option} {value} does not exist")
+    out = Path(args.out)
+    if out.is_file():
+        raise ValueError(f"--out {out} is a file; give a folder")
+    pairs = find_custom(args.images, args.labels)
+    segmenter = load_segmenter(args.segmenter, args.device) if args.segmenter else None
+    model = MaskToImage.load(args.checkpoint, device=args.device)
+    if args.shapes_segmenter:
+        segmenter = shapes_segmenter(image_size(pairs[0].label)).to(args.device)  # trained at the labels' size
+    lpips = optional_lpips() if args.lpips else None
+    if lpips is not None:
+        lpips = lpips.to(args.device)
+    report = evaluate(model, [(p.label, p.image) for p in pairs], segmenter=segmenter, num_samples=args.samples,
+                      seed=args.seed, lpips=lpips, fid_weights=args.fid_weights, out=out,
+                      batch_size=args.batch_size)
+    print(markdown_table(report))
+    print(f"wrote {report['files']['json']}, {report['files']['markdown']} and {report['files']['grid']}")
+    return 0

@@ -1,0 +1,180 @@
+"""The evaluation protocol (issue 15): ``models.app.evaluation.evaluate`` and ``infer.py evaluate``.
+
+Segmentation scores on a hand-computed case, LPIPS diversity 0 for a deterministic generator and
+> 0 for a noisy one, FID/KID with a stand-in Inception file, the built-in shapes segmenter on real
+images, TorchScript segmenters, and the command end to end. Metric networks are random stand-ins
+(no download), generators are 4-channel and untrained.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+import infer
+from models.app import MaskToImage
+from models.app.evaluation import METRICS, evaluate
+from models.app.shapes_segmenter import load_segmenter, shapes_segmenter
+from models.data.label_layout import LabelLayout
+from models.data.shapes import SHAPES_LABEL_NC, ShapesDataset, write_shapes
+from models.generators import build_generator
+from models.metrics import confusion_matrix, optional_lpips, segmentation_scores
+from models.oasis import OASISGenerator
+from tests.models.app.tiny_models import tiny_checkpoint
+from tests.models.metric_stand_ins import stand_in_alexnet, stand_in_inception
+
+SHAPES = LabelLayout(SHAPES_LABEL_NC)
+
+
+def _spade(layout: LabelLayout = SHAPES) -> MaskToImage:
+    torch.manual_seed(0)
+    return MaskToImage(build_generator("spade", layout.semantic_nc, ngf=4, crop_size=32, norm="batch").eval(), layout)
+
+
+def _oasis(layout: LabelLayout = SHAPES) -> MaskToImage:
+    torch.manual_seed(0)
+    net = build_generator("spade", layout.semantic_nc + 8, ngf=4, crop_size=32, norm="batch")
+    return MaskToImage(OASISGenerator(net, z_dim=8).eval(), layout)
+
+
+def _shapes_pairs(count: int, size: int = 32, seed: int = 1) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Held-out ``(ids, real image in [0, 1])`` pairs."""
+    return [(s["label"], s["image"].add(1).div(2)) for s in ShapesDataset(count, size=size, seed=seed)]
+
+
+# ---------------------------------------------------------------- segmentation scores
+def test_miou_and_pixel_accuracy_on_a_hand_computed_case() -> None:
+    target = torch.tensor([[0, 0], [1, 2]])
+    pred = torch.tensor([[0, 1], [1, 1]])
+    # class 0: TP 1, FN 1 → 1/2; class 1: TP 1, FP 2 → 1/3; class 2: FN 1 → 0; class 3 absent: not scored
+    confusion = confusion_matrix(pred, target, 4)
+    scores = segmentation_scores(confusion)
+    assert scores["miou"] == pytest.approx((1 / 2 + 1 / 3 + 0) / 3)
+    assert scores["pixel_accuracy"] == 0.5 and scores["classes_scored"] == 3
+    assert segmentation_scores(confusion_matrix(torch.tensor([3, 3]), torch.tensor([0, 0]), 4))["miou"] == 0.0
+    with pytest.raises(ValueError, match="prediction ids outside"):
+        confusion_matrix(torch.tensor([4]), torch.tensor([0]), 4)
+
+
+@pytest.mark.parametrize("mode", ["coco", "ade20k"])
+def test_evaluate_scores_the_segmenter_on_the_label_contract_and_skips_dontcare(mode: str) -> None:
+    layout = LabelLayout(3, contain_dontcare_label=True, dataset_mode=mode)
+    # the same training ids [[0, 0, dontcare], [1, 2, dontcare]] as each dataset stores them (ade20k: 1-based,
+    # 0 = "other"); the id shift is applied once, don't-care pixels are not counted
+    stored = torch.tensor([[0, 0, 255], [1, 2, 255]] if mode == "coco" else [[1, 1, 0], [2, 3, 0]])
+    pred = torch.tensor([[0, 1, 0], [1, 1, 2]])
+    logits = torch.nn.functional.one_hot(pred, 4).permute(2, 0, 1)[None].float()  # 4 channels: the extra is cut
+    seen: list[torch.Tensor] = []
+    report = evaluate(_spade(layout), [(stored, torch.rand(3, 2, 3))],
+                      segmenter=lambda images: seen.append(images) or logits, num_samples=1)
+    assert torch.equal(seen[0][0], _spade(layout).generate(stored)[0])  # the generator saw the ids generate() sees
+    assert report["miou"] == pytest.approx((1 / 2 + 1 / 3 + 0) / 3) and report["pixel_accuracy"] == 0.5
+    assert report["lpips_diversity"] is None and report["fid"] is None and 0 <= report["class_color_error"] <= 1
+    with pytest.raises(ValueError, match="logits"):
+        evaluate(_spade(layout), [(stored, torch.rand(3, 2, 3))], segmenter=lambda images: logits[:, :2],
+                 num_samples=1)
+
+
+# ---------------------------------------------------------------- LPIPS diversity
+def test_lpips_diversity_is_zero_for_a_deterministic_generator_and_positive_for_a_noisy_one(
+        tmp_path: Path, monkeypatch) -> None:
+    stand_in_alexnet(monkeypatch, tmp_path)
+    lpips = optional_lpips()
+    assert lpips is not None
+    pairs = _shapes_pairs(3)
+    deterministic = evaluate(_spade(), pairs, num_samples=3, lpips=lpips)
+    noisy = evaluate(_oasis(), pairs, num_samples=3, lpips=lpips)
+    assert deterministic["lpips_diversity"] == 0.0
+    assert noisy["lpips_diversity"] > 0
+    again = evaluate(_oasis(), pairs, num_samples=3, lpips=lpips, batch_size=1)  # seeds do not depend on batching
+    assert again["lpips_diversity"] == pytest.approx(noisy["lpips_diversity"], rel=1e-5)
+    assert evaluate(_oasis(), pairs, num_samples=1, lpips=lpips)["lpips_diversity"] is None  # no pair to compare
+
+
+# ---------------------------------------------------------------- FID / KID
+def test_fid_and_kid_run_on_a_local_inception_file(tmp_path: Path, monkeypatch) -> None:
+    weights = tmp_path / "inception.pth"
+    stand_in_inception(monkeypatch, weights)
+    report = evaluate(_spade(), _shapes_pairs(3), num_samples=1, fid_weights=weights)
+    assert math.isfinite(report["fid"]) and math.isfinite(report["kid_mean"]) and math.isfinite(report["kid_std"])
+    with pytest.raises(FileNotFoundError, match=r"missing\.pth"):
+        evaluate(_spade(), _shapes_pairs(3), fid_weights=tmp_path / "missing.pth")
+
+
+# ---------------------------------------------------------------- segmenters
+def test_the_shapes_segmenter_recovers_real_shapes_labels() -> None:
+    segmenter = shapes_segmenter()
+    data = ShapesDataset(32, size=64, seed=1)  # held out: the segmenter trains on seed 100
+    images = torch.stack([s["image"] for s in data]).add(1).div(2)
+    labels = torch.stack([s["label"] for s in data])
+    with torch.no_grad():
+        scores = segmentation_scores(confusion_matrix(segmenter(images).argmax(1), labels, SHAPES_LABEL_NC))
+    assert scores["miou"] > 0.9 and scores["pixel_accuracy"] > 0.97, scores  # measured 0.96 / 0.99
+    assert shapes_segmenter() is segmenter  # trained once per process
+
+
+@pytest.mark.parametrize("how", ["script", "trace"])
+def test_a_torchscript_segmenter_file_gives_the_scores_of_its_net(how: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(3, SHAPES_LABEL_NC, 3, padding=1).eval()
+    scripted = torch.jit.script(net) if how == "script" else torch.jit.trace(net, torch.rand(1, 3, 32, 32))
+    path = tmp_path / "segmenter.pt"
+    torch.jit.save(scripted, str(path))
+    pairs = _shapes_pairs(2)
+    from_file = evaluate(_spade(), pairs, segmenter=load_segmenter(path), num_samples=1)
+    eager = evaluate(_spade(), pairs, segmenter=net, num_samples=1)
+    assert from_file["miou"] == pytest.approx(eager["miou"]) and 0 <= from_file["miou"] <= 1
+    (tmp_path / "bad.pt").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match=r"bad\.pt: not a TorchScript file"):
+        load_segmenter(tmp_path / "bad.pt")
+
+
+# ---------------------------------------------------------------- infer.py evaluate
+def _files(tmp_path: Path, count: int = 3) -> tuple[Path, Path, Path]:
+    labels, images = tmp_path / "labels", tmp_path / "images"
+    write_shapes(labels, count, images_dir=images, size=32)
+    return tiny_checkpoint(tmp_path, SHAPES), labels, images
+
+
+def test_the_command_writes_the_report_and_the_grid(tmp_path: Path, capsys) -> None:
+    ckpt, labels, images = _files(tmp_path)
+    out = tmp_path / "eval"
+    status = infer.cli(["evaluate", "--checkpoint", str(ckpt), "--labels", str(labels), "--images", str(images),
+                        "--shapes-segmenter", "--samples", "2", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert status == 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(METRICS) <= report.keys() and report["num_images"] == 3 and report["num_samples"] == 2
+    assert 0 <= report["miou"] <= 1 and 0 <= report["pixel_accuracy"] <= 1 and report["fid"] is None
+    assert "| miou |" in printed and "| miou |" in (out / "report.md").read_text()
+    # 3 rows × (mask │ sample 1 │ sample 2 │ real) of 32 px tiles, 2 px padding
+    assert Image.open(out / "grid.png").size == (4 * 34 + 2, 3 * 34 + 2)
+
+
+def test_the_command_measures_lpips_fid_and_kid_when_asked(tmp_path: Path, monkeypatch, capsys) -> None:
+    stand_in_alexnet(monkeypatch, tmp_path)
+    stand_in_inception(monkeypatch, tmp_path / "inception.pth")
+    ckpt, labels, images = _files(tmp_path, 2)
+    out = tmp_path / "eval"
+    status = infer.cli(["evaluate", "--checkpoint", str(ckpt), "--labels", str(labels), "--images", str(images),
+                        "--lpips", "--fid-weights", str(tmp_path / "inception.pth"), "--out", str(out)])
+    assert status == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert report["lpips_diversity"] == 0.0  # a SPADE generator without VAE is deterministic
+    assert all(math.isfinite(report[k]) for k in ("fid", "kid_mean", "kid_std")) and report["miou"] is None
+
+
+@pytest.mark.parametrize("bad", [["--samples", "0"], ["--segmenter", "x.pt", "--shapes-segmenter"],
+                                 ["--segmenter", "missing.pt"], ["--fid-weights", "missing.pth"]])
+def test_bad_options_are_refused_before_any_work(bad: list[str], tmp_path: Path, capsys) -> None:
+    ckpt, labels, images = _files(tmp_path, 1)
+    out = tmp_path / "eval"
+    status = infer.cli(["evaluate", "--checkpoint", str(ckpt), "--labels", str(labels), "--images", str(images),
+                        "--out", str(out), *bad])
+    assert status == 2 and "error" in capsys.readouterr().err
+    assert not out.exists()
