@@ -260,11 +260,12 @@ class MaskToImageModule(pl.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """One generator step, then one discriminator step on the same (detached) fakes.
 
-        With ``accumulate_grad_batches = k`` the gradients of k batches add up (losses / k) and
-        both steps happen on every k-th batch (and the last of the epoch).
+        The objectives are the multiscale GAN's (:meth:`_gan_generator_losses`,
+        :meth:`_gan_discriminator_losses`) or OASIS's (:meth:`oasis_generator_losses`,
+        :meth:`oasis_discriminator_losses`). With ``accumulate_grad_batches = k`` the gradients of
+        k batches add up (losses / k) and both steps happen on every k-th batch (and the last of
+        the epoch).
         """
-        if self._oasis:
-            return self._oasis_training_step(batch, batch_idx)
         h = self.hparams
         opt_g, opt_d = self.optimizers()
         k = h.accumulate_grad_batches
@@ -273,38 +274,57 @@ class MaskToImageModule(pl.LightningModule):
         seg, real = self.encode_labels(batch), batch["image"]
 
         with self.toggled_optimizer(opt_g):
-            fake, kld = self._generate(self.generator_input(batch), real, self.generator)
-            pred_fake, pred_real = self._discriminate(seg, fake, real)
-            g = {"G/gan": self.gan_loss(pred_fake, True, for_discriminator=False)}
-            if h.lambda_feat > 0:
-                g["G/feat"] = feature_matching_loss(pred_fake, pred_real) * h.lambda_feat
-            if self.vgg_loss is not None:
-                g["G/vgg"] = self.vgg_loss(fake, real) * h.lambda_vgg
-            if kld is not None:
-                g["G/kld"] = kld
+            if self._oasis:
+                fake = self.generator(seg)  # the dense map; fresh 3-D noise on every call
+                g = self.oasis_generator_losses(batch["label"], fake, real)
+            else:
+                fake, g = self._gan_generator_losses(batch, seg, real)
             loss_g = sum(g.values())
-            stop_if_not_finite(g, self.global_step)
-            if first:
-                opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(loss_g / k)
-            if last:
-                opt_g.step()
+            self._optimise(opt_g, g, loss_g, first=first, last=last)
         if last:
             self._update_ema()
 
         with self.toggled_optimizer(opt_d):
-            pred_fake, pred_real = self._discriminate(seg, fake.detach(), real)
-            d = {"D/fake": self.gan_loss(pred_fake, False, for_discriminator=True),
-                 "D/real": self.gan_loss(pred_real, True, for_discriminator=True)}
-            stop_if_not_finite(d, self.global_step)
-            if first:
-                opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(sum(d.values()) / k)
-            if last:
-                opt_d.step()
+            if self._oasis:
+                label = batch["label"]
+                d = self.oasis_discriminator_losses(label, fake.detach(), real, labelmix_mask(label))
+            else:
+                d = self._gan_discriminator_losses(seg, fake.detach(), real)
+            self._optimise(opt_d, d, sum(d.values()), first=first, last=last)
 
         self.log_dict({**g, **d, "G/total": loss_g}, prog_bar=False, batch_size=real.shape[0])
         self.log("loss_g", loss_g, prog_bar=True, batch_size=real.shape[0])
+
+    def _optimise(self, optimizer: torch.optim.Optimizer, losses: dict[str, Tensor], total: Tensor, *,
+                  first: bool, last: bool) -> None:
+        """Stop on a non-finite loss, then accumulate ``total / k`` and step on the k-th batch."""
+        stop_if_not_finite(losses, self.global_step)
+        if first:
+            optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(total / self.hparams.accumulate_grad_batches)
+        if last:
+            optimizer.step()
+
+    def _gan_generator_losses(self, batch: dict[str, Any], seg: Tensor,
+                              real: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """The fakes and SPADE's G losses: hinge (or ``gan_mode``), feature matching, VGG, KL."""
+        h = self.hparams
+        fake, kld = self._generate(self.generator_input(batch), real, self.generator)
+        pred_fake, pred_real = self._discriminate(seg, fake, real)
+        g = {"G/gan": self.gan_loss(pred_fake, True, for_discriminator=False)}
+        if h.lambda_feat > 0:
+            g["G/feat"] = feature_matching_loss(pred_fake, pred_real) * h.lambda_feat
+        if self.vgg_loss is not None:
+            g["G/vgg"] = self.vgg_loss(fake, real) * h.lambda_vgg
+        if kld is not None:
+            g["G/kld"] = kld
+        return fake, g
+
+    def _gan_discriminator_losses(self, seg: Tensor, fake: Tensor, real: Tensor) -> dict[str, Tensor]:
+        """SPADE's D losses on the detached fakes and the real images."""
+        pred_fake, pred_real = self._discriminate(seg, fake, real)
+        return {"D/fake": self.gan_loss(pred_fake, False, for_discriminator=True),
+                "D/real": self.gan_loss(pred_real, True, for_discriminator=True)}
 
     @property
     def _ignore_index(self) -> int | None:
@@ -330,40 +350,6 @@ class MaskToImageModule(pl.LightningModule):
         return {"D/oasis": discriminator_loss(logits_real, logits_fake, label, ignore_index=self._ignore_index),
                 "D/labelmix": labelmix_loss(logits_mixed, logits_real, logits_fake, mask)
                 * self.hparams.lambda_labelmix}
-
-    def _oasis_training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """The OASIS iteration: one G step, then one D step on the same (detached) fakes."""
-        h = self.hparams
-        opt_g, opt_d = self.optimizers()
-        k = h.accumulate_grad_batches
-        first = batch_idx % k == 0
-        last = (batch_idx + 1) % k == 0 or batch_idx + 1 == self.trainer.num_training_batches
-        label, real = batch["label"], batch["image"]
-
-        with self.toggled_optimizer(opt_g):
-            fake = self.generator(self.generator_input(batch))  # fresh 3-D noise
-            g = self.oasis_generator_losses(label, fake, real)
-            loss_g = sum(g.values())
-            stop_if_not_finite(g, self.global_step)
-            if first:
-                opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(loss_g / k)
-            if last:
-                opt_g.step()
-        if last:
-            self._update_ema()
-
-        with self.toggled_optimizer(opt_d):
-            d = self.oasis_discriminator_losses(label, fake.detach(), real, labelmix_mask(label))
-            stop_if_not_finite(d, self.global_step)
-            if first:
-                opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(sum(d.values()) / k)
-            if last:
-                opt_d.step()
-
-        self.log_dict({**g, **d, "G/total": loss_g}, prog_bar=False, batch_size=real.shape[0])
-        self.log("loss_g", loss_g, prog_bar=True, batch_size=real.shape[0])
 
     @torch.no_grad()
     def _update_ema(self) -> None:
