@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 import torch
 
 __all__ = ["ALLOWED_CLASS_NAMES", "WeightsFileError", "atomic_save", "atomic_write", "check_finite_weights",
-           "read_checkpoint", "read_weights", "refuse_foreign_classes"]
+           "non_finite_tensors", "read_checkpoint", "read_weights", "refuse_foreign_classes"]
 
 ALLOWED_CLASS_NAMES = ("models.", "pytorch_lightning.cli.instantiate_module",
                        "lightning.pytorch.cli.instantiate_module")
@@ -202,6 +202,17 @@ def refuse_foreign_classes(hyper_parameters: Any, source: str | os.PathLike) -> 
                                      "from checkpoints written by this project's train.py")
 
 
+def non_finite_tensors(state_dict: Mapping[str, Any]) -> list[str]:
+    """Names of the floating-point tensors in ``state_dict`` that hold a NaN or an Inf.
+
+    Example:
+        >>> non_finite_tensors({"w": torch.ones(2), "b": torch.tensor([0.0, float("nan")]), "n": torch.ones(1).long()})
+        ['b']
+    """
+    return [name for name, value in state_dict.items() if isinstance(value, torch.Tensor)
+            and value.is_floating_point() and not bool(torch.isfinite(value).all())]
+
+
 def check_finite_weights(state: Any, path: str | os.PathLike) -> None:
     """Raise :class:`WeightsFileError` naming the first tensors of ``state`` that hold NaN or Inf.
 
@@ -214,9 +225,7 @@ def check_finite_weights(state: Any, path: str | os.PathLike) -> None:
         ...
         models.weights.WeightsFileError: g.pth: 1 weight tensor(s) hold NaN or Inf values (b); the training run that wrote it diverged: use an earlier checkpoint
     """  # noqa: E501
-    tensors = state.items() if isinstance(state, dict) else ()
-    bad = [name for name, t in tensors
-           if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    bad = non_finite_tensors(state) if isinstance(state, dict) else []
     if bad:
         listed = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise WeightsFileError(f"{path}: {len(bad)} weight tensor(s) hold NaN or Inf values ({listed}); the "

@@ -54,25 +54,14 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from torch import Tensor
 
-from models.weights import atomic_save, read_weights
+from models.weights import atomic_save, non_finite_tensors, read_weights
 
 __all__ = ["AtomicCheckpointIO", "FiniteModelCheckpoint", "InterruptCheckpoint", "NonFiniteCheckpointError",
-           "RNGState", "non_finite_tensors", "require_finite_non_negative", "stop_if_not_finite"]
+           "RNGState", "require_finite_non_negative", "stop_if_not_finite"]
 
 
 class NonFiniteCheckpointError(FloatingPointError):
     """A checkpoint whose weights hold NaN/Inf was not written; the previous file is kept."""
-
-
-def non_finite_tensors(state_dict: Mapping[str, Any]) -> list[str]:
-    """Names of the floating-point tensors in ``state_dict`` that hold a NaN or an Inf.
-
-    Example:
-        >>> non_finite_tensors({"w": torch.ones(2), "b": torch.tensor([0.0, float("nan")]), "n": torch.ones(1).long()})
-        ['b']
-    """
-    return [name for name, value in state_dict.items() if isinstance(value, Tensor)
-            and value.is_floating_point() and not bool(torch.isfinite(value).all())]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
