@@ -143,12 +143,8 @@ class MaskToImage:
         return bool(getattr(self.generator, "use_vae", False))
 
     def read_labels(self, label: LabelInput, palette: Palette | None = None) -> Tensor:
-        """Training ids ``(H, W)`` of a label file (or of ids given directly, checked)."""
-        if not isinstance(label, Tensor):
-            return self.layout.read(label, palette)
-        if label.dim() != 2:
-            raise ValueError(f"labels: expected an (H, W) id map per image, got shape {tuple(label.shape)}")
-        return self.layout.to_ids(label.long(), "labels")
+        """Training ids ``(H, W)`` of a label file or of stored ids given directly (:meth:`LabelLayout.read`)."""
+        return self.layout.read(label, palette)
 
     def encode(self, labels: Sequence[Tensor], instances: Sequence[Tensor] | None = None) -> SemanticMap:
         """Training id maps (+ instance maps) → the generator's input at :attr:`output_size`, as ids.

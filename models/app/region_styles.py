@@ -132,9 +132,7 @@ class RegionStyles:
         return self.backend.generator.style_dim
 
     def read_labels(self, label: LabelInput, palette: Palette | None = None) -> Tensor:
-        """Training ids ``(H, W)`` of a label file or of stored ids given directly."""
-        if isinstance(label, Tensor):
-            return self.layout.to_ids(label.long(), "labels")
+        """Training ids ``(H, W)`` of a label file or of stored ids given directly (:meth:`LabelLayout.read`)."""
         return self.layout.read(label, palette)
 
     def _segmap(self, ids: Tensor) -> Tensor:

@@ -146,21 +146,26 @@ class LabelLayout:
         check_label_ids(label, name, label_nc=self.label_nc, contain_dontcare_label=self.contain_dontcare_label)
         return label
 
-    def read(self, path: str | Path, palette: Palette | None = None) -> Tensor:
+    def read(self, label: str | Path | Tensor, palette: Palette | None = None) -> Tensor:
         """Read a label file as training ids ``(H, W)``, exactly as training reads it.
 
         Args:
-            path: a lossless label file (PNG, BMP, integer TIFF) of ids, or of colours when the
-                layout (or ``palette``) has a palette.
+            label: a lossless label file (PNG, BMP, integer TIFF) of ids, or of colours when the
+                layout (or ``palette``) has a palette; or the stored ids themselves, ``(H, W)``.
             palette: overrides the recorded palette (``{id: (r, g, b)}``).
 
         Raises:
             ImageReadError: for unreadable, lossy (JPEG) or floating-point label files, and for
                 colour masks without a palette.
-            ValueError: for ids outside the layout (the message names the file and the fix).
+            ValueError: for ids outside the layout (the message names the file and the fix), or
+                an id tensor that is not ``(H, W)``.
         """
-        stored = load_label(path, palette if palette is not None else self.palette_map)
-        return self.to_ids(stored, str(path))
+        if isinstance(label, Tensor):
+            if label.dim() != 2:
+                raise ValueError(f"labels: expected an (H, W) id map per image, got shape {tuple(label.shape)}")
+            return self.to_ids(label.long(), "labels")
+        stored = load_label(label, palette if palette is not None else self.palette_map)
+        return self.to_ids(stored, str(label))
 
     def encode(self, label: Tensor, instance: Tensor | None = None, *,
                dtype: torch.dtype = torch.float32) -> Tensor:
