@@ -37,7 +37,7 @@ from models.data.palette import colorize_labels
 from models.metrics import class_color_error, confusion_matrix, optional_fid, segmentation_scores
 from models.weights import atomic_write
 
-from .mask_to_image import LabelInput, MaskToImage, resize_ids
+from .mask_to_image import LabelInput, MaskToImage, resize_ids, resize_image
 
 __all__ = ["METRICS", "evaluate", "markdown_table", "write_report"]
 
@@ -51,9 +51,7 @@ ImageInput = str | Path | Tensor
 def _real_image(image: ImageInput, size: tuple[int, int]) -> Tensor:
     """A real image ``(3, H, W)`` in [0, 1] at the label map's ``size``."""
     real = load_rgb(image) if not isinstance(image, Tensor) else image.float()
-    if tuple(real.shape[-2:]) != size:
-        real = F.interpolate(real[None], size=size, mode="bilinear", align_corners=False, antialias=True)[0]
-    return real.clamp(0, 1)
+    return resize_image(real.clamp(0, 1), size)
 
 
 def _segment(segmenter: Segmenter, image: Tensor, num_classes: int) -> Tensor:
@@ -142,9 +140,8 @@ def evaluate(model: MaskToImage, samples: Iterable[tuple[LabelInput, ImageInput]
     grid: list[tuple[Tensor, list[Tensor], Tensor]] = []
     for start in range(0, count, batch_size):
         chunk = pairs[start:start + batch_size]
-        stored = [label for label, _ in chunk]  # generate() applies the label contract itself
-        ids = [model.read_labels(label) for label in stored]
-        generations = [model.generate(stored, seed=seed + k * count + start) for k in range(num_samples)]
+        ids = [model.read_labels(label) for label, _ in chunk]  # each file read once, through the contract
+        generations = [model.generate_ids(ids, seed=seed + k * count + start) for k in range(num_samples)]
         for j, ((_, image), label) in enumerate(zip(chunk, ids)):
             real = _real_image(image, tuple(label.shape))
             fakes = [generations[k][j].cpu() for k in range(num_samples)]
@@ -198,12 +195,6 @@ def markdown_table(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def _tile(image: Tensor, size: Sequence[int]) -> Tensor:
-    if tuple(image.shape[-2:]) == tuple(size):
-        return image
-    return F.interpolate(image[None], size=tuple(size), mode="bilinear", align_corners=False)[0].clamp(0, 1)
-
-
 def write_report(report: dict[str, Any], out: str | Path, grid: Sequence[tuple[Tensor, list[Tensor], Tensor]],
                  num_ids: int, size: Sequence[int]) -> dict[str, str]:
     """Write ``report.json``, ``report.md`` and ``grid.png`` (mask │ samples │ real, tiles at ``size``)."""
@@ -219,7 +210,7 @@ def write_report(report: dict[str, Any], out: str | Path, grid: Sequence[tuple[T
     for label, fakes, real in grid:
         columns[0].append(colorize_labels(resize_ids(label, size)[None], num_ids)[0])
         for k, fake in enumerate(fakes):
-            columns[k + 1].append(_tile(fake, size))
-        columns[-1].append(_tile(real, size))
+            columns[k + 1].append(resize_image(fake, size))
+        columns[-1].append(resize_image(real, size))
     save_grid([torch.stack(column) for column in columns], files["grid"])
     return {k: str(v) for k, v in files.items()}

@@ -39,7 +39,7 @@ from .checkpoint import load_encoder, load_generator
 from .export.architecture import load_exported_safetensors, read_description
 from .export.runtime import OnnxGenerator, OnnxSession
 
-__all__ = ["LabelInput", "MaskToImage", "check_finite_images", "postprocess", "resize_ids"]
+__all__ = ["LabelInput", "MaskToImage", "check_finite_images", "postprocess", "resize_ids", "resize_image"]
 
 LabelInput = Union[str, Path, Tensor]  # noqa: UP007 (runtime alias): a label file or (H, W) ids
 
@@ -51,15 +51,18 @@ def resize_ids(ids: Tensor, size: Sequence[int]) -> Tensor:
     return F.interpolate(ids[None, None].float(), size=tuple(size), mode="nearest")[0, 0].long()
 
 
+def resize_image(image: Tensor, size: Sequence[int]) -> Tensor:
+    """Bilinear (antialiased) resize of a ``(3, H, W)`` image in [0, 1] to ``size`` (no-op if it matches)."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    return F.interpolate(image[None], size=tuple(size), mode="bilinear", align_corners=False,
+                         antialias=True)[0].clamp(0, 1)
+
+
 def postprocess(images: Tensor, sizes: Sequence[Sequence[int]] | None = None) -> list[Tensor]:
     """Generator output in [-1, 1] → list of ``(3, H, W)`` images in [0, 1] at ``sizes``."""
-    out = []
-    for i, image in enumerate(images.float().clamp(-1, 1).add(1).div(2)):
-        if sizes is not None and tuple(image.shape[-2:]) != tuple(sizes[i]):
-            image = F.interpolate(image[None], size=tuple(sizes[i]), mode="bilinear", align_corners=False,
-                                  antialias=True)[0].clamp(0, 1)
-        out.append(image)
-    return out
+    images = images.float().clamp(-1, 1).add(1).div(2)
+    return [image if sizes is None else resize_image(image, sizes[i]) for i, image in enumerate(images)]
 
 
 def check_finite_images(images: Tensor, source: str) -> None:
@@ -204,7 +207,18 @@ class MaskToImage:
             if len(inst_list) != len(ids):
                 raise ValueError(f"got {len(inst_list)} instance map(s) for {len(ids)} label map(s)")
             inst = [load_label(x) if not isinstance(x, Tensor) else x.long() for x in inst_list]
-        segmap = self.encode(ids, inst if self.layout.use_instance else None)
+        return self.generate_ids(ids, inst, style=style, seed=seed, model_size=model_size)
+
+    @torch.inference_mode()
+    def generate_ids(self, ids: Sequence[Tensor], instances: Sequence[Tensor] | None = None, *,
+                     style: str | Path | Tensor | None = None, seed: int = 0,
+                     model_size: bool = False) -> list[Tensor]:
+        """:meth:`generate` from training ids already read through the label contract (:meth:`read_labels`).
+
+        For callers that generate from the same masks several times (samples with other seeds):
+        the files are read once. ``ids`` are ``(H, W)`` training ids; ``instances`` instance ids.
+        """
+        segmap = self.encode(ids, instances if self.layout.use_instance else None)
         if isinstance(self.generator, OASISGenerator):
             fake = self._with_noise(segmap, seed)
         else:
@@ -212,7 +226,6 @@ class MaskToImage:
             fake = self.generator(segmap, z)
         check_finite_images(fake, self.source)
         return postprocess(fake, None if model_size else [tuple(m.shape) for m in ids])
-
 
     def _with_noise(self, segmap: SemanticMap, seed: int) -> Tensor:
         """An OASIS generator on the dense map plus 3-D noise drawn with ``seed + i`` for image ``i``."""

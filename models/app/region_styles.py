@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from models.data.io import load_rgb
@@ -24,7 +23,7 @@ from models.sean.codes import RegionCodes
 
 from .checkpoint import load_generator
 from .export.runtime import OnnxRainGenerator, OnnxSession
-from .mask_to_image import LabelInput, check_finite_images, postprocess, resize_ids
+from .mask_to_image import LabelInput, check_finite_images, postprocess, resize_ids, resize_image
 
 __all__ = ["RainBackend", "RegionStyles"]
 
@@ -146,8 +145,7 @@ class RegionStyles:
             raise ValueError(f"codes from the image {image} need the style encoder: with an .onnx generator pass "
                              "--onnx-encoder (infer.py export --task rain --part encoder), or use saved codes")
         rgb = load_rgb(image) if not isinstance(image, Tensor) else image
-        rgb = F.interpolate(rgb[None], size=backend.output_size, mode="bilinear", align_corners=False,
-                            antialias=True).clamp(0, 1) * 2 - 1
+        rgb = resize_image(rgb.clamp(0, 1), backend.output_size)[None] * 2 - 1
         codes, present = backend.encode_regions(rgb.to(backend.device), self._segmap(self.read_labels(labels, palette)))
         return RegionCodes(codes[0].float().cpu(), present[0].cpu())
 
