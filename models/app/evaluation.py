@@ -8,14 +8,19 @@ its noise / latent with seed ``seed + k·N + j``, so results do not depend on ba
 - ``miou`` / ``pixel_accuracy``: how well a segmenter recovers the label map from the generated
   images (confusion matrix over all generations; mIoU over the classes present in the labels,
   don't-care pixels not counted), when a ``segmenter`` is given;
-- ``lpips_diversity``: mean LPIPS between the ``num_samples`` generations of one mask (all pairs),
-  averaged over masks; exactly 0 for a deterministic generator; when an ``lpips`` module is given;
+- ``pixel_diversity``: mean absolute pixel difference (images in [0, 1]) between the
+  ``num_samples`` generations of one mask (all pairs), averaged over masks; exactly 0 for a
+  deterministic generator; needs no network, so it is always measured when ``num_samples > 1``;
+- ``lpips_diversity``: the same with LPIPS distances (the field's multi-modality measure); when an
+  ``lpips`` module is given;
 - ``fid`` / ``kid_mean`` / ``kid_std``: torchmetrics FID and KID of all generations against the real
   images, with a local Inception weights file (``fid_weights``, torch-fidelity's format).
 
 Metrics that were not asked for are ``None``. With ``out`` the report is written as
 ``report.json`` and ``report.md`` (a Markdown table) with a comparison grid ``grid.png``
-(mask │ sample 1 │ … │ real, one row per mask).
+(mask │ samples │ real, one row per mask; a deterministic generator shows one sample, since its
+samples are identical). :func:`compare` evaluates several generators on the same masks and seeds
+and writes one report and one grid for all (e.g. mask │ SPADE │ OASIS s1 │ OASIS s2 │ real).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -39,9 +44,10 @@ from models.weights import atomic_write
 
 from .mask_to_image import LabelInput, MaskToImage, resize_ids, resize_image
 
-__all__ = ["METRICS", "evaluate", "markdown_table", "write_report"]
+__all__ = ["METRICS", "compare", "evaluate", "markdown_table", "write_report"]
 
-METRICS = ("class_color_error", "miou", "pixel_accuracy", "lpips_diversity", "fid", "kid_mean", "kid_std")
+METRICS = ("class_color_error", "miou", "pixel_accuracy", "pixel_diversity", "lpips_diversity", "fid", "kid_mean",
+           "kid_std")
 """The metric keys of :func:`evaluate`'s result, in report order."""
 
 Segmenter = Callable[[Tensor], Tensor]
@@ -97,6 +103,15 @@ class _Inception:
         return {"fid": float(self.fid.compute()), "kid_mean": float(kid_mean), "kid_std": float(kid_std)}
 
 
+GridRow = tuple[Tensor, list[Tensor], Tensor]
+"""One row of the comparison grid: training ids ``(H, W)``, the generations, the real image."""
+
+
+def _mean_pairwise(fakes: Sequence[Tensor], distance: Callable[[Tensor, Tensor], float]) -> float:
+    pairs = [distance(a, b) for a, b in combinations(fakes, 2)]
+    return sum(pairs) / len(pairs)
+
+
 @torch.inference_mode()
 def evaluate(model: MaskToImage, samples: Iterable[tuple[LabelInput, ImageInput]], *,
              segmenter: Segmenter | None = None, num_samples: int = 2, seed: int = 0, lpips: nn.Module | None = None,
@@ -127,17 +142,63 @@ def evaluate(model: MaskToImage, samples: Iterable[tuple[LabelInput, ImageInput]
         ValueError: for no samples, ``num_samples < 1``, label maps that break the contract, or a
             segmenter whose output does not fit; FileNotFoundError for missing files.
     """
+    report, grid = _measure(model, _pairs(samples, num_samples), segmenter=segmenter, num_samples=num_samples,
+                            seed=seed, lpips=lpips, fid_weights=fid_weights, batch_size=batch_size,
+                            grid_rows=grid_rows)
+    if out is not None:
+        report["files"] = write_report({model.source: report}, out, {"sample": (model, grid)})
+    return report
+
+
+@torch.inference_mode()
+def compare(models: Mapping[str, MaskToImage], samples: Iterable[tuple[LabelInput, ImageInput]], *,
+            out: str | Path | None = None, **options: Any) -> dict[str, dict[str, Any]]:
+    """:func:`evaluate` several generators on the same pairs and seeds; one report and one grid for all.
+
+    Args:
+        models: name → generator (the names head the report's columns and the grid's).
+        samples: as for :func:`evaluate`.
+        out: folder for ``report.json`` (``{"models": {name: report}}``), ``report.md`` (one
+            column per model) and ``grid.png`` (mask │ each model's samples │ real).
+        **options: ``segmenter``, ``num_samples``, ``seed``, ``lpips``, ``fid_weights``,
+            ``batch_size``, ``grid_rows`` of :func:`evaluate`.
+
+    Returns:
+        ``{name: report}``, each as :func:`evaluate` returns it.
+    """
+    if not models:
+        raise ValueError("compare: no models given")
+    pairs = _pairs(samples, options.get("num_samples", 2))
+    measured = {name: _measure(model, pairs, **options) for name, model in models.items()}
+    reports = {name: report for name, (report, _) in measured.items()}
+    if out is not None:
+        files = write_report(reports, out, {name: (models[name], grid) for name, (_, grid) in measured.items()})
+        for report in reports.values():
+            report["files"] = files
+    return reports
+
+
+def _pairs(samples: Iterable[tuple[LabelInput, ImageInput]], num_samples: int) -> list:
     pairs = list(samples)
     if not pairs:
         raise ValueError("evaluate: no (label, image) pairs given")
     if num_samples < 1:
         raise ValueError(f"evaluate: num_samples must be >= 1, got {num_samples}")
+    return pairs
+
+
+def _measure(model: MaskToImage, pairs: Sequence[tuple[LabelInput, ImageInput]], *,
+             segmenter: Segmenter | None = None, num_samples: int = 2, seed: int = 0, lpips: nn.Module | None = None,
+             fid_weights: str | Path | None = None, batch_size: int = 4,
+             grid_rows: int = 8) -> tuple[dict[str, Any], list[GridRow]]:
+    """The metrics of :func:`evaluate` and the first ``grid_rows`` rows of its grid."""
     layout, count = model.layout, len(pairs)
     inception = _Inception(fid_weights, model.device) if fid_weights is not None else None
     confusion = torch.zeros(layout.label_nc, layout.label_nc, dtype=torch.long) if segmenter is not None else None
     color_errors: list[float] = []
-    diversity: list[float] = []
-    grid: list[tuple[Tensor, list[Tensor], Tensor]] = []
+    pixel_diversity: list[float] = []
+    lpips_diversity: list[float] = []
+    grid: list[GridRow] = []
     for start in range(0, count, batch_size):
         chunk = pairs[start:start + batch_size]
         ids = [model.read_labels(label) for label, _ in chunk]  # each file read once, through the contract
@@ -157,10 +218,12 @@ def evaluate(model: MaskToImage, samples: Iterable[tuple[LabelInput, ImageInput]
                                                   else None)
                 if inception is not None:
                     inception.update(fake.to(model.device), real=False)
-            if lpips is not None and num_samples > 1:
-                pairs_lpips = [float(lpips(a[None].to(model.device) * 2 - 1, b[None].to(model.device) * 2 - 1).mean())
-                               for a, b in combinations(fakes, 2)]
-                diversity.append(sum(pairs_lpips) / len(pairs_lpips))
+            if num_samples > 1:
+                pixel_diversity.append(_mean_pairwise(fakes, lambda a, b: float((a - b).abs().mean())))
+                if lpips is not None:
+                    lpips_diversity.append(_mean_pairwise(
+                        fakes, lambda a, b: float(lpips(a[None].to(model.device) * 2 - 1,
+                                                        b[None].to(model.device) * 2 - 1).mean())))
             if len(grid) < grid_rows:
                 grid.append((label, fakes, real))
     report: dict[str, Any] = dict.fromkeys(METRICS)
@@ -168,49 +231,68 @@ def evaluate(model: MaskToImage, samples: Iterable[tuple[LabelInput, ImageInput]
     if confusion is not None:
         scores = segmentation_scores(confusion)
         report["miou"], report["pixel_accuracy"] = scores["miou"], scores["pixel_accuracy"]
-    if diversity:
-        report["lpips_diversity"] = sum(diversity) / len(diversity)
+    if pixel_diversity:
+        report["pixel_diversity"] = sum(pixel_diversity) / len(pixel_diversity)
+    if lpips_diversity:
+        report["lpips_diversity"] = sum(lpips_diversity) / len(lpips_diversity)
     if inception is not None:
         report.update(inception.compute(count))
     report.update(num_images=count, num_samples=num_samples, seed=seed, model=model.source)
-    if out is not None:
-        report["files"] = write_report(report, out, grid, layout.num_ids, model.output_size)
-    return report
+    return report, grid
 
 
-def markdown_table(report: dict[str, Any]) -> str:
-    """The metrics of a report as a two-column Markdown table (``—`` for metrics not measured).
+def markdown_table(reports: Mapping[str, Mapping[str, Any]]) -> str:
+    """The metrics of one or more reports as a Markdown table, one column per model (``—``: not measured).
 
     Example:
-        >>> print(markdown_table({"class_color_error": 0.25, "miou": None}))
-        | metric | value |
-        |---|---|
-        | class_color_error | 0.2500 |
-        | miou | — |
+        >>> print(markdown_table({"spade": {"class_color_error": 0.25, "miou": None},
+        ...                       "oasis": {"class_color_error": 0.125, "miou": 0.5}}))
+        | metric | spade | oasis |
+        |---|---|---|
+        | class_color_error | 0.2500 | 0.1250 |
+        | miou | — | 0.5000 |
     """
-    rows = ["| metric | value |", "|---|---|"]
-    for key in [k for k in METRICS if k in report]:
-        value = report[key]
-        rows.append(f"| {key} | {'—' if value is None or not math.isfinite(value) else f'{value:.4f}'} |")
+    names = list(reports)
+    rows = [f"| metric | {' | '.join(names)} |", "|---|" + "---|" * len(names)]
+    keys = [k for k in METRICS if any(k in report for report in reports.values())]
+    for key in keys:
+        values = [reports[name].get(key) for name in names]
+        cells = ["—" if v is None or not math.isfinite(v) else f"{v:.4f}" for v in values]
+        rows.append(f"| {key} | {' | '.join(cells)} |")
     return "\n".join(rows)
 
 
-def write_report(report: dict[str, Any], out: str | Path, grid: Sequence[tuple[Tensor, list[Tensor], Tensor]],
-                 num_ids: int, size: Sequence[int]) -> dict[str, str]:
-    """Write ``report.json``, ``report.md`` and ``grid.png`` (mask │ samples │ real, tiles at ``size``)."""
+def write_report(reports: Mapping[str, dict[str, Any]], out: str | Path,
+                 grids: Mapping[str, tuple[MaskToImage, Sequence[GridRow]]]) -> dict[str, str]:
+    """Write ``report.json``, ``report.md`` and ``grid.png`` for one or more evaluated models.
+
+    ``report.json`` is the report itself for one model and ``{"models": {name: report}}`` for
+    several. The grid's columns are the mask, then each model's samples (one column for a
+    deterministic model), then the real image, titled; tiles at the first model's output size.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = {"json": out / "report.json", "markdown": out / "report.md", "grid": out / "grid.png"}
-    header = (f"Evaluation of {report['model']}: {report['num_images']} mask(s) × {report['num_samples']} "
-              f"sample(s), seed {report['seed']}\n\n")
-    record = {**report, "files": {k: str(v) for k, v in files.items()}}
+    names = ", ".join(f"{name} ({report['model']})" if name != report["model"] else name
+                      for name, report in reports.items())
+    first = next(iter(reports.values()))
+    header = (f"Evaluation of {names}: {first['num_images']} mask(s) × {first['num_samples']} sample(s), "
+              f"seed {first['seed']}\n\n")
+    listed = {k: str(v) for k, v in files.items()}
+    record = {**first, "files": listed} if len(reports) == 1 else {"models": dict(reports), "files": listed}
     atomic_write(files["json"], lambda f: f.write(json.dumps(record, indent=2).encode()))
-    atomic_write(files["markdown"], lambda f: f.write((header + markdown_table(report) + "\n").encode()))
-    columns: list[list[Tensor]] = [[] for _ in range(len(grid[0][1]) + 2)]
-    for label, fakes, real in grid:
-        columns[0].append(colorize_labels(resize_ids(label, size)[None], num_ids)[0])
-        for k, fake in enumerate(fakes):
-            columns[k + 1].append(resize_image(fake, size))
-        columns[-1].append(resize_image(real, size))
-    save_grid([torch.stack(column) for column in columns], files["grid"])
-    return {k: str(v) for k, v in files.items()}
+    atomic_write(files["markdown"], lambda f: f.write((header + markdown_table(reports) + "\n").encode()))
+    models = list(grids.values())
+    size, num_ids = models[0][0].output_size, models[0][0].layout.num_ids
+    rows = models[0][1]
+    columns: list[list[Tensor]] = [[colorize_labels(resize_ids(label, size)[None], num_ids)[0] for label, _, _ in rows]]
+    titles = ["mask"]
+    for name, (model, grid) in grids.items():
+        shown = len(grid[0][1]) if model.stochastic else 1
+        for k in range(shown):
+            columns.append([resize_image(fakes[k], size) for _, fakes, _ in grid])
+            titles.append(f"{name} s{k + 1}" if shown > 1 else name)
+    columns.append([resize_image(real, size) for _, _, real in rows])
+    titles.append("real")
+    save_grid([torch.stack(column) for column in columns], files["grid"], titles=titles)
+    return listed

@@ -31,7 +31,6 @@ from condnorm import SemanticMap
 from models.data.io import load_label, load_rgb
 from models.data.label_layout import LabelLayout
 from models.data.palette import Palette
-from models.oasis import OASISGenerator
 from models.sean import SEANGenerator
 from models.spade import ConvEncoder
 
@@ -73,7 +72,7 @@ def check_finite_images(images: Tensor, source: str) -> None:
 
 
 class MaskToImage:
-    """A mask-to-image generator (SPADE, CLADE, VAE variants) with its label contract.
+    """A mask-to-image generator (SPADE, CLADE, VAE variants, OASIS-trained) with its label contract.
 
     Args:
         generator: a PyTorch generator (eval mode) or an :class:`~models.app.export.runtime.OnnxGenerator`.
@@ -139,6 +138,16 @@ class MaskToImage:
     def output_size(self) -> tuple[int, int]:
         """The generator's ``(H, W)``; label maps are resized to it and the images back."""
         return tuple(self.generator.output_size)
+
+    @property
+    def draws_noise(self) -> bool:
+        """Whether the generator takes OASIS 3-D noise (drawn from ``seed``), in PyTorch or exported."""
+        return getattr(self.generator, "noise_mode", None) is not None
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether different seeds give different images (OASIS noise or a VAE latent)."""
+        return self.draws_noise or self.use_vae
 
     @property
     def use_vae(self) -> bool:
@@ -219,7 +228,7 @@ class MaskToImage:
         the files are read once. ``ids`` are ``(H, W)`` training ids; ``instances`` instance ids.
         """
         segmap = self.encode(ids, instances if self.layout.use_instance else None)
-        if isinstance(self.generator, OASISGenerator):
+        if self.draws_noise:
             fake = self._with_noise(segmap, seed)
         else:
             z = self._latents(len(ids), style, seed) if self.use_vae else None
@@ -230,9 +239,9 @@ class MaskToImage:
     def _with_noise(self, segmap: SemanticMap, seed: int) -> Tensor:
         """An OASIS generator on the dense map plus 3-D noise drawn with ``seed + i`` for image ``i``."""
         dense = segmap.to_dense(self.layout.semantic_nc, torch.float32)
-        noisy = [self.generator.noisy(dense[i:i + 1], generator=torch.Generator().manual_seed(seed + i))
+        noise = [self.generator.draw(dense[i:i + 1], generator=torch.Generator().manual_seed(seed + i))
                  for i in range(dense.shape[0])]
-        return self.generator.net(torch.cat(noisy))
+        return self.generator(dense, noise=torch.cat(noise))
 
     def _latents(self, count: int, style: str | Path | Tensor | None, seed: int) -> Tensor:
         if style is not None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torchvision.utils import make_grid
 from torchvision.utils import save_image as _tv_save_image
@@ -250,7 +250,8 @@ def refuse_collisions(targets: Sequence[tuple[Path, str]]) -> list[Path]:
     return [target for target, _ in targets]
 
 
-def save_grid(rows: Iterable[Tensor], path: str | Path, *, padding: int = 2) -> Path:
+def save_grid(rows: Iterable[Tensor], path: str | Path, *, padding: int = 2,
+              titles: Sequence[str] | None = None) -> Path:
     """Save columns of images side by side, one sample per row.
 
     Args:
@@ -258,6 +259,8 @@ def save_grid(rows: Iterable[Tensor], path: str | Path, *, padding: int = 2) -> 
             all with the same N, H and W.
         path: output file.
         padding: pixels between tiles.
+        titles: one caption per column, written in a white strip above the grid (clipped to
+            the column's width).
 
     Example:
         >>> import tempfile, os
@@ -265,8 +268,28 @@ def save_grid(rows: Iterable[Tensor], path: str | Path, *, padding: int = 2) -> 
         >>> out = save_grid([a, b], os.path.join(tempfile.mkdtemp(), "grid.png"))
         >>> out.suffix
         '.png'
+        >>> titled = save_grid([a, b], os.path.join(tempfile.mkdtemp(), "grid.png"), titles=["mask", "fake"])
+        >>> Image.open(titled).size                      # 2 tiles of 8 px + 3 paddings each way, 14 px of titles
+        (22, 36)
     """
     columns = list(rows)
+    if titles is not None and len(titles) != len(columns):
+        raise ValueError(f"save_grid: {len(titles)} title(s) for {len(columns)} column(s)")
     tiles = torch.stack([c.detach().float().cpu() for c in columns], dim=1).flatten(0, 1)
     grid = make_grid(tiles.clamp(0, 1), nrow=len(columns), padding=padding, pad_value=1.0)
+    if titles is not None:
+        grid = torch.cat([_title_strip(titles, columns[0].shape[-1], padding, grid.shape[-1]), grid], dim=1)
     return save_image(grid, path)
+
+
+_TITLE_HEIGHT = 14
+
+
+def _title_strip(titles: Sequence[str], tile_width: int, padding: int, width: int) -> Tensor:
+    """A white ``(3, 14, width)`` strip with each title left-aligned over its column, in black."""
+    strip = Image.new("RGB", (width, _TITLE_HEIGHT), "white")
+    for i, title in enumerate(titles):
+        column = Image.new("RGB", (tile_width, _TITLE_HEIGHT), "white")
+        ImageDraw.Draw(column).text((1, 1), title, fill="black")
+        strip.paste(column, (padding + i * (tile_width + padding), 0))
+    return torch.from_numpy(np.asarray(strip).copy()).permute(2, 0, 1).float() / 255

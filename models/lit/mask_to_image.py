@@ -99,6 +99,10 @@ class MaskToImageModule(pl.LightningModule):
             that name does not apply to this manually optimised module.
         decay_epochs: the last epochs over which both LRs decay linearly to 0 (0 = constant).
         ema_decay: keep an exponential moving average of the generator (e.g. 0.999); ``None`` off.
+        ema_warmup: average with ``min(ema_decay, (1 + t) / (10 + t))`` at global step ``t``, so the
+            average forgets the random initial weights within the first steps (a short run's EMA
+            generator is otherwise mostly its initialisation: 0.999**1000 = 37 %); off: the plain
+            ``ema_decay`` from the first step, as the OASIS code does.
         ema_recalibrate_batches: batches used to re-estimate the EMA generator's norm statistics
             before each validation.
         lpips: compute LPIPS in validation when its weights are available.
@@ -147,6 +151,7 @@ class MaskToImageModule(pl.LightningModule):
         accumulate_grad_batches: int = 1,
         decay_epochs: int = 0,
         ema_decay: float | None = None,
+        ema_warmup: bool = True,
         ema_recalibrate_batches: int = 0,
         lpips: bool = True,
         fid_weights: str | None = None,
@@ -355,10 +360,13 @@ class MaskToImageModule(pl.LightningModule):
     def _update_ema(self) -> None:
         if self.generator_ema is None:
             return
+        decay = self.hparams.ema_decay
+        if self.hparams.ema_warmup:
+            decay = min(decay, (1 + self.global_step) / (10 + self.global_step))
         ema, live = self.generator_ema.state_dict(), self.generator.state_dict()
         for key, value in ema.items():
             if value.is_floating_point():
-                value.lerp_(live[key], 1.0 - self.hparams.ema_decay)
+                value.lerp_(live[key], 1.0 - decay)
             else:
                 value.copy_(live[key])
 

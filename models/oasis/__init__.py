@@ -1,7 +1,8 @@
 """OASIS building blocks: the U-Net segmentation discriminator, the (N+1)-class losses with LabelMix, 3-D noise.
 
 Pure torch (plus :mod:`condnorm`'s input checks); the generator is a SPADE-family generator fed
-``label_nc + z_dim`` channels (:func:`~models.oasis.noise.with_noise`; :class:`OASISGenerator` wraps it).
+``label_nc + z_dim`` channels (:func:`~models.oasis.noise.with_noise`; :class:`OASISGenerator` wraps it,
+and takes the noise as an input when it is exported).
 See ``docs/oasis.md``.
 """
 
@@ -21,7 +22,7 @@ from .losses import (
     n1_cross_entropy,
     n1_target,
 )
-from .noise import NOISE_MODES, Z_DIM, concat_noise, pixel_noise, region_noise, with_noise
+from .noise import NOISE_MODES, Z_DIM, concat_noise, draw_noise, pixel_noise, region_noise, with_noise
 
 __all__ = [
     "BALANCE_MODES",
@@ -36,6 +37,7 @@ __all__ = [
     "class_balance_weights",
     "concat_noise",
     "discriminator_loss",
+    "draw_noise",
     "fake_index",
     "generator_loss",
     "labelmix",

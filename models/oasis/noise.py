@@ -7,8 +7,8 @@ over ``H×W`` (OASIS issue 24), which makes every pixel share its noise. Here:
 - :func:`pixel_noise` (the paper's form, the default): every pixel gets its own N(0, 1) vector;
 - :func:`region_noise`: one N(0, 1) vector per (image, class region), broadcast inside the region
   (re-sample one region to change only that region; the "local noise" of the paper's Fig. 1);
-- :func:`concat_noise` / :func:`with_noise`: the generator's input, ``cat(one-hot, noise)`` with
-  ``label_nc + z_dim`` channels.
+- :func:`draw_noise` picks one of the two by name; :func:`concat_noise` / :func:`with_noise`: the
+  generator's input, ``cat(one-hot, noise)`` with ``label_nc + z_dim`` channels.
 
 All sampling is seedable through a :class:`torch.Generator` (drawn on the CPU, so the values do not
 depend on the device).
@@ -21,7 +21,7 @@ from torch import Tensor
 
 from condnorm._check import check_ids, check_shape
 
-__all__ = ["NOISE_MODES", "Z_DIM", "concat_noise", "pixel_noise", "region_noise", "with_noise"]
+__all__ = ["NOISE_MODES", "Z_DIM", "concat_noise", "draw_noise", "pixel_noise", "region_noise", "with_noise"]
 
 #: The paper's noise width.
 Z_DIM = 64
@@ -122,14 +122,14 @@ def concat_noise(segmap: Tensor, noise: Tensor) -> Tensor:
     return torch.cat((segmap, noise.to(segmap.dtype)), dim=1)
 
 
-def with_noise(
+def draw_noise(
     segmap: Tensor,
     *,
     z_dim: int = Z_DIM,
     mode: str = "pixel",
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Sample 3-D noise for a one-hot map and concatenate it (:func:`concat_noise`).
+    """Sample the 3-D noise map for a one-hot label map (what :func:`with_noise` concatenates).
 
     Args:
         segmap: one-hot label map ``(N, label_nc, H, W)``; in ``"region"`` mode the class of a pixel is
@@ -139,6 +139,32 @@ def with_noise(
         generator: random generator.
 
     Returns:
+        ``(N, z_dim, H, W)`` in ``segmap``'s dtype, on its device.
+
+    Example:
+        >>> seg = torch.nn.functional.one_hot(torch.randint(3, (1, 8, 8)), 3).permute(0, 3, 1, 2).float()
+        >>> tuple(draw_noise(seg, z_dim=4, mode="region").shape)
+        (1, 4, 8, 8)
+    """
+    sizes = check_shape(segmap, ("N", "L", "H", "W"), "segmap")
+    if mode == "pixel":
+        return pixel_noise(sizes["N"], sizes["H"], sizes["W"], z_dim=z_dim, generator=generator,
+                           device=segmap.device, dtype=segmap.dtype)
+    if mode == "region":
+        return region_noise(segmap.argmax(1), sizes["L"], z_dim=z_dim, generator=generator, dtype=segmap.dtype)
+    raise ValueError(f"draw_noise: mode must be one of {NOISE_MODES}, got {mode!r}")
+
+
+def with_noise(
+    segmap: Tensor,
+    *,
+    z_dim: int = Z_DIM,
+    mode: str = "pixel",
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Sample 3-D noise for a one-hot map (:func:`draw_noise`) and concatenate it (:func:`concat_noise`).
+
+    Returns:
         ``(N, label_nc + z_dim, H, W)``.
 
     Example:
@@ -146,12 +172,4 @@ def with_noise(
         >>> tuple(with_noise(seg, mode="region").shape)
         (1, 67, 8, 8)
     """
-    sizes = check_shape(segmap, ("N", "L", "H", "W"), "segmap")
-    if mode == "pixel":
-        noise = pixel_noise(sizes["N"], sizes["H"], sizes["W"], z_dim=z_dim, generator=generator,
-                            device=segmap.device, dtype=segmap.dtype)
-    elif mode == "region":
-        noise = region_noise(segmap.argmax(1), sizes["L"], z_dim=z_dim, generator=generator, dtype=segmap.dtype)
-    else:
-        raise ValueError(f"with_noise: mode must be one of {NOISE_MODES}, got {mode!r}")
-    return concat_noise(segmap, noise)
+    return concat_noise(segmap, draw_noise(segmap, z_dim=z_dim, mode=mode, generator=generator))

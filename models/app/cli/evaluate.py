@@ -3,7 +3,9 @@
 Label maps and real images are paired by relative path and stem (``labels/a/x.png`` with
 ``images/a/x.jpg``), labels are read through the model's label contract, and the report
 (``report.json``, ``report.md``) and the comparison grid (``grid.png``) go to ``--out``; the
-Markdown table is printed. Every option and file is checked before the model runs.
+Markdown table is printed. Several ``--checkpoint`` files are evaluated on the same masks and
+seeds into one report and one grid (``--names`` heads their columns). Every option and file is
+checked before a model runs.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from models.data.io import image_size
 from models.data.layouts import find_custom
 from models.metrics import optional_lpips
 
-from ..evaluation import evaluate, markdown_table
+from ..evaluation import compare, evaluate, markdown_table
 from ..mask_to_image import MaskToImage
 from ..shapes_segmenter import load_segmenter, shapes_segmenter
 from .options import positive_int
@@ -25,8 +27,11 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``infer.py evaluate``."""
-    parser.add_argument("--checkpoint", required=True,
-                        help="the generator: Lightning .ckpt, exported .safetensors or .onnx file")
+    parser.add_argument("--checkpoint", required=True, nargs="+",
+                        help="the generator: Lightning .ckpt, exported .safetensors or .onnx file; several to "
+                             "compare them on the same masks and seeds")
+    parser.add_argument("--names", nargs="+", help="one name per --checkpoint for the report and the grid "
+                                                   "(default: the file names)")
     parser.add_argument("--labels", required=True, help="folder of held-out label maps (searched recursively)")
     parser.add_argument("--images", required=True, help="folder of the real images, paired with the label maps "
                                                       "by relative path and stem")
@@ -46,26 +51,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu")
 
 
+def _names(args: argparse.Namespace) -> list[str]:
+    if args.names is not None:
+        if len(args.names) != len(args.checkpoint) or len(set(args.names)) != len(args.names):
+            raise ValueError(f"--names: give {len(args.checkpoint)} distinct name(s), one per --checkpoint, "
+                             f"got {args.names}")
+        return list(args.names)
+    stems = [Path(c).stem for c in args.checkpoint]
+    return [f"{stem} ({i + 1})" if stems.count(stem) > 1 else stem for i, stem in enumerate(stems)]
+
+
 def run(args: argparse.Namespace) -> int:
-    """Evaluate the checkpoint on the paired folders; print the table; returns 0."""
-    for option, value in (("--checkpoint", args.checkpoint), ("--segmenter", args.segmenter),
-                          ("--fid-weights", args.fid_weights)):
-        if value is not None and not Path(value).is_file():
-            raise FileNotFoundError(f"{option} {value} does not exist")
+    """Evaluate the checkpoint(s) on the paired folders; print the table; returns 0."""
+    for option, values in (("--checkpoint", args.checkpoint), ("--segmenter", [args.segmenter]),
+                           ("--fid-weights", [args.fid_weights])):
+        for value in values:
+            if value is not None and not Path(value).is_file():
+                raise FileNotFoundError(f"{option} {value} does not exist")
+    names = _names(args)
     out = Path(args.out)
     if out.is_file():
         raise ValueError(f"--out {out} is a file; give a folder")
     pairs = find_custom(args.images, args.labels)
     segmenter = load_segmenter(args.segmenter, args.device) if args.segmenter else None
-    model = MaskToImage.load(args.checkpoint, device=args.device)
+    models = {name: MaskToImage.load(path, device=args.device) for name, path in zip(names, args.checkpoint)}
     if args.shapes_segmenter:
         segmenter = shapes_segmenter(image_size(pairs[0].label)).to(args.device)  # trained at the labels' size
     lpips = optional_lpips() if args.lpips else None
     if lpips is not None:
         lpips = lpips.to(args.device)
-    report = evaluate(model, [(p.label, p.image) for p in pairs], segmenter=segmenter, num_samples=args.samples,
-                      seed=args.seed, lpips=lpips, fid_weights=args.fid_weights, out=out,
-                      batch_size=args.batch_size)
-    print(markdown_table(report))
+    options = dict(segmenter=segmenter, num_samples=args.samples, seed=args.seed, lpips=lpips,
+                   fid_weights=args.fid_weights, batch_size=args.batch_size)
+    samples = [(p.label, p.image) for p in pairs]
+    if len(models) == 1:
+        report = evaluate(next(iter(models.values())), samples, out=out, **options)
+        reports = {names[0]: report}
+    else:
+        reports = compare(models, samples, out=out, **options)
+        report = next(iter(reports.values()))
+    print(markdown_table(reports))
     print(f"wrote {report['files']['json']}, {report['files']['markdown']} and {report['files']['grid']}")
     return 0

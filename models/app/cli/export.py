@@ -28,7 +28,6 @@ from typing import Any
 
 from torch import nn
 
-from models.oasis import OASISGenerator
 from models.sean import SEANGenerator
 
 from ..checkpoint import load_encoder, load_generator, load_style_transfer
@@ -51,8 +50,8 @@ TASKS = ("spade", "adain", "rain")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``infer.py export``."""
     parser.add_argument("--task", required=True, choices=TASKS,
-                        help="spade: mask-to-image generator (SPADE or CLADE); rain: RAIN/SEAN generator; "
-                             "adain: style transfer")
+                        help="spade: mask-to-image generator (SPADE or CLADE, GAN- or OASIS-trained); "
+                             "rain: RAIN/SEAN generator; adain: style transfer")
     parser.add_argument("--checkpoint", help="Lightning .ckpt from train.py, or official SPADE *_net_G.pth")
     parser.add_argument("--format", required=True, choices=(*FORMATS, "safetensors"),
                         help="onnx, torchscript (traced), export (torch.export .pt2) or safetensors (+ JSON)")
@@ -73,9 +72,6 @@ def _spade(args: argparse.Namespace) -> tuple[nn.Module, GraphSpec | None, dict[
     generator, layout = load_generator(args.checkpoint, layout=layout_from_args(args), **official_options(args))
     if isinstance(generator, SEANGenerator):
         raise ValueError(f"{args.checkpoint} holds a RAIN (SEAN) generator: export it with --task rain")
-    if isinstance(generator, OASISGenerator):
-        raise ValueError(f"{args.checkpoint} holds an OASIS-trained generator (label map + 3-D noise input), "
-                         "which export does not support yet: run it from the checkpoint (infer.py spade)")
     meta = {"label_layout": layout.to_dict(), "source": Path(args.checkpoint).name}
     if args.part == "encoder":
         encoder = load_encoder(args.checkpoint)

@@ -11,6 +11,9 @@ The description is the training-time architecture, e.g. ::
 
     {"builder": "spade", "args": {"semantic_nc": 151, "ngf": 64, "crop_size": 256, ...}}
 
+(an OASIS-trained generator nests its backbone's: ``{"builder": "oasis", "args": {"net": {...},
+"z_dim": 64, "noise_mode": "pixel"}}``).
+
 :func:`describe` reads it off a network and checks it: the network rebuilt from it (on the
 meta device) must have the same modules (``repr``) and state-dict shapes, so a custom ``norm_layer`` or a
 width the description cannot express is refused instead of silently mis-built.
@@ -29,6 +32,7 @@ from torch import nn
 import condnorm
 from models.adain.modulation import AdaCoNModulation, AdaINModulation
 from models.adain.style_transfer import StyleTransfer
+from models.oasis import OASISGenerator
 from models.sean import SEANGenerator
 from models.spade import NUM_UPSAMPLINGS, ConvEncoder, SPADEGenerator
 from models.spade.clade import clade_generator
@@ -47,6 +51,8 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "rain": SEANGenerator,
     "spade-encoder": lambda **kw: ConvEncoder(**kw),
     "style-transfer": lambda **kw: StyleTransfer(**kw),
+    "oasis": lambda net, z_dim, noise_mode, device=None: OASISGenerator(build(net, device=device), z_dim=z_dim,
+                                                                         noise_mode=noise_mode),
 }
 """Builder name → callable taking the description's ``args`` (and ``device``)."""
 
@@ -97,6 +103,11 @@ def _describe_rain(g: SEANGenerator) -> tuple[str, dict[str, Any]]:
                     "encoder_ngf": first_conv.out_channels}
 
 
+def _describe_oasis(g: OASISGenerator) -> tuple[str, dict[str, Any]]:
+    name, args = _describe_generator(g.net)
+    return "oasis", {"net": {"builder": name, "args": args}, "z_dim": g.z_dim, "noise_mode": g.noise_mode}
+
+
 def _describe_encoder(e: ConvEncoder) -> tuple[str, dict[str, Any]]:
     first = getattr(e, e._layer_names[0])
     return "spade-encoder", {"ngf": first[0].out_channels, "z_dim": e.z_dim, "input_size": e.input_size,
@@ -117,6 +128,7 @@ def _describe_style_transfer(net: StyleTransfer) -> tuple[str, dict[str, Any]]:
 
 
 _DESCRIBERS: list[tuple[type, Callable[[Any], tuple[str, dict[str, Any]]]]] = [
+    (OASISGenerator, _describe_oasis),
     (SEANGenerator, _describe_rain),  # before its base class
     (SPADEGenerator, _describe_generator),
     (ConvEncoder, _describe_encoder),

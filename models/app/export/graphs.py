@@ -11,7 +11,8 @@
   a deployment that samples ``z`` does not carry it. Only the batch is dynamic: the output
   size is fixed by the generator's latent map, ``sw = crop_size // 2**n``,
   ``sh = round(sw / aspect_ratio)``, output ``(sh·2**n, sw·2**n)`` (``n`` = 5, 6, 7 for
-  normal/more/most); label maps are resized to it by the shared pre-processing.
+  normal/more/most); label maps are resized to it by the shared pre-processing. An OASIS-trained
+  generator also takes its 3-D noise map ``(N, z_dim, H, W)``, drawn by the runtime.
 - **RAIN (SEAN) generator** (:func:`rain_generator_spec`): ``(segmap, style_codes, noise_0, …,
   noise_k) → image``. Each noisy layer's noise map is an input, in the order the layers draw
   it, so the runtime draws them from a seeded ``torch.Generator`` exactly as the PyTorch
@@ -46,6 +47,7 @@ from condnorm import SemanticMap
 from condnorm.functional import calc_mean_std
 from models.adain.modulation import AdaINModulation
 from models.adain.style_transfer import StyleTransfer
+from models.oasis import OASISGenerator
 from models.sean import SEANGenerator
 from models.spade import ConvEncoder, SPADEGenerator
 
@@ -129,38 +131,47 @@ def _random_segmap(n: int, channels: int, size: tuple[int, int], seed: int = 0) 
 
 
 class LabelMapGeneratorGraph(nn.Module):
-    """``(ids[, edges][, z]) → image``: a SPADE/CLADE generator fed class ids, not the one-hot map.
+    """``(ids[, edges][, z | noise]) → image``: a SPADE/CLADE generator fed class ids, not the one-hot map.
 
     The ids are what the generator's fast path computes on (:class:`condnorm.SemanticMap`), so the
     graph skips the one-hot map and the FLOPs that SPADE skips in eager PyTorch. ``edges``
     ``(N, E, H, W)`` are the 0/1 channels after the classes (instance boundaries), present when
-    ``num_extra > 0``.
+    ``num_extra > 0``. An OASIS-trained generator (:class:`~models.oasis.OASISGenerator`) takes
+    its 3-D noise ``(N, z_dim, H, W)`` last and computes on the dense map (the noise channels
+    join it).
 
     Args:
         generator: the prepared generator.
         num_extra: E, dense 0/1 channels after the one-hot ones.
     """
 
-    def __init__(self, generator: SPADEGenerator, num_extra: int = 0) -> None:
+    def __init__(self, generator: SPADEGenerator | OASISGenerator, num_extra: int = 0) -> None:
         super().__init__()
         self.generator = generator
         self.num_extra = num_extra
 
     def forward(self, ids: Tensor, *rest: Tensor) -> Tensor:
-        """``rest`` is ``edges`` when ``num_extra > 0``, then ``z`` for a VAE generator."""
+        """``rest`` is ``edges`` when ``num_extra > 0``, then ``z`` for a VAE generator or ``noise`` for OASIS."""
         labels = SemanticMap(ids, rest[0]) if self.num_extra else ids
+        if isinstance(self.generator, OASISGenerator):
+            semantic_nc = self.generator.net.semantic_nc - self.generator.z_dim
+            dense = SemanticMap(ids, rest[0] if self.num_extra else None).to_dense(semantic_nc)
+            return self.generator(dense, noise=rest[-1])
         z = rest[-1] if self.generator.use_vae else None
         return self.generator(labels, z)
 
 
-def spade_generator_spec(generator: SPADEGenerator, *, num_extra: int = 0, batch: int = 2,
+def spade_generator_spec(generator: SPADEGenerator | OASISGenerator, *, num_extra: int = 0, batch: int = 2,
                          metadata: Mapping[str, Any] | None = None) -> GraphSpec:
-    """Export spec of a SPADE/CLADE generator: ``(ids[, edges][, z]) → image``.
+    """Export spec of a SPADE/CLADE generator: ``(ids[, edges][, z | noise]) → image``.
 
     The graph takes the label map as class ids ``(N, H, W)`` in ``[0, semantic_nc - E)``
     (:class:`LabelMapGeneratorGraph`), then the ``E`` 0/1 edge channels ``(N, E, H, W)``, then
-    ``z`` ``(N, z_dim)`` for a VAE generator. :class:`~models.app.export.runtime.OnnxGenerator`
-    splits the shared pre-processing's one-hot map into these.
+    ``z`` ``(N, z_dim)`` for a VAE generator, or the 3-D noise ``(N, z_dim, H, W)`` for an
+    OASIS-trained one (the metadata's ``noise`` entry gives its ``z_dim`` and ``mode``; the
+    runtime draws it as :meth:`~models.oasis.OASISGenerator.draw` does).
+    :class:`~models.app.export.runtime.OnnxGenerator` splits the shared pre-processing's one-hot
+    map into these.
 
     Args:
         generator: the generator (or a module holding one; the EMA generator is preferred),
@@ -174,20 +185,31 @@ def spade_generator_spec(generator: SPADEGenerator, *, num_extra: int = 0, batch
         >>> spec = spade_generator_spec(SPADEGenerator(5, ngf=2, crop_size=32, norm="batch"))
         >>> spec.input_names, spec.metadata["output_size"], tuple(spec.inputs[0].shape)
         (('ids',), [32, 32], (2, 32, 32))
+        >>> oasis = OASISGenerator(SPADEGenerator(5 + 4, ngf=2, crop_size=32, norm="batch"), z_dim=4)
+        >>> spec = spade_generator_spec(oasis)
+        >>> spec.input_names, tuple(spec.inputs[-1].shape), spec.metadata["noise"]
+        (('ids', 'noise'), (2, 4, 32, 32), {'z_dim': 4, 'mode': 'pixel'})
     """
     g = prepare_for_export(generator)
+    oasis = g if isinstance(g, OASISGenerator) else None
+    net = oasis.net if oasis is not None else g
+    semantic_nc = net.semantic_nc - (oasis.z_dim if oasis is not None else 0)
     gen = torch.Generator().manual_seed(0)
-    classes = g.semantic_nc - num_extra
+    classes = semantic_nc - num_extra
     inputs: tuple[Tensor, ...] = (torch.randint(classes, (batch, *g.output_size), generator=gen),)
     names: tuple[str, ...] = ("ids",)
     if num_extra:
         inputs += (torch.randint(2, (batch, num_extra, *g.output_size), generator=gen).float(),)
         names += ("edges",)
-    if g.use_vae:
-        inputs += (torch.randn(batch, g.z_dim, generator=gen),)
+    if net.use_vae:
+        inputs += (torch.randn(batch, net.z_dim, generator=gen),)
         names += ("z",)
-    info = {"task": "spade", "output_size": list(g.output_size), "semantic_nc": g.semantic_nc,
-            "num_extra": num_extra, "use_vae": g.use_vae, "z_dim": g.z_dim, **(metadata or {})}
+    info = {"task": "spade", "output_size": list(g.output_size), "semantic_nc": semantic_nc,
+            "num_extra": num_extra, "use_vae": net.use_vae, "z_dim": net.z_dim, **(metadata or {})}
+    if oasis is not None:
+        inputs += (torch.randn(batch, oasis.z_dim, *g.output_size, generator=gen),)
+        names += ("noise",)
+        info["noise"] = {"z_dim": oasis.z_dim, "mode": oasis.noise_mode}
     return GraphSpec(LabelMapGeneratorGraph(g, num_extra), inputs, names, ("image",),
                      {n: {0: "N"} for n in names}, {"image": {0: "N"}}, info)
 

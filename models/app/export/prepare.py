@@ -17,6 +17,7 @@ from torch.nn.utils.spectral_norm import SpectralNorm, SpectralNormLoadStateDict
 from torch.nn.utils.weight_norm import WeightNorm
 
 import condnorm
+from models.oasis import OASISGenerator
 
 __all__ = ["fold_reparameterizations", "inference_network", "prepare_for_export"]
 
@@ -77,7 +78,8 @@ def inference_network(module: nn.Module) -> nn.Module:
 
     A LightningModule of this project holds its networks as attributes: the EMA generator
     (``generator_ema``) is chosen when it exists, then the generator (``generator``), then a
-    single network (``net``); any other module is returned as it is.
+    single network (``net``); any other module (an OASIS generator, whose ``net`` is its
+    backbone, included) is returned as it is.
 
     Example:
         >>> holder = nn.Module()
@@ -85,6 +87,8 @@ def inference_network(module: nn.Module) -> nn.Module:
         >>> inference_network(holder).out_features
         3
     """
+    if isinstance(module, OASISGenerator):  # a generator itself, whose ``net`` is only its backbone
+        return module
     for name in ("generator_ema", "generator", "net"):
         network = getattr(module, name, None)
         if isinstance(network, nn.Module):

@@ -5,7 +5,9 @@ metadata (:data:`~models.app.export.formats.METADATA_KEY`), so ``infer.py`` keep
 post-processing path for both backends:
 
 - :class:`OnnxGenerator` is called like a SPADE/CLADE generator, ``runner(segmap, z,
-  generator=rng)``, and draws a VAE generator's ``z`` exactly as the generator does;
+  generator=rng)``, and draws a VAE generator's ``z`` exactly as the generator does; for an
+  OASIS-trained one it offers :meth:`~OnnxGenerator.draw` and ``runner(segmap, noise=…)`` like
+  :class:`~models.oasis.OASISGenerator`;
 - :class:`OnnxRainGenerator` is called like a SEAN generator with style codes, and draws the
   per-layer noise from a seeded ``torch.Generator`` exactly as the generator does;
 - :class:`OnnxStyleTransfer` offers :meth:`~OnnxStyleTransfer.transfer` with the colour
@@ -26,6 +28,7 @@ from condnorm import SemanticMap
 from condnorm._check import check_shape
 from models.adain.style_transfer import PRESERVE_COLOR, color_postprocess, color_preprocess
 from models.data.label_layout import LabelLayout
+from models.oasis import draw_noise
 
 from .formats import METADATA_KEY
 
@@ -103,6 +106,8 @@ class OnnxGenerator:
         z_dim: size of ``z``.
         semantic_nc: channels of the one-hot map the generator was trained on.
         num_extra: 0/1 edge channels after the classes (an input of the graph when > 0).
+        noise_mode: ``"pixel"`` or ``"region"`` for an OASIS-trained generator (its 3-D noise is an
+            input of the graph, :attr:`noise_z_dim` channels), else None.
         layout: the label layout recorded at export (None if the export did not record it).
     """
 
@@ -116,8 +121,17 @@ class OnnxGenerator:
         self.z_dim: int = meta["z_dim"]
         self.semantic_nc: int = meta["semantic_nc"]
         self.num_extra: int = meta["num_extra"]
+        noise = meta.get("noise") or {}
+        self.noise_mode: str | None = noise.get("mode")
+        self.noise_z_dim: int = noise.get("z_dim", 0)
         layout = meta.get("label_layout")
         self.layout = LabelLayout.from_dict(layout) if layout else None
+
+    def draw(self, segmap: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """The OASIS noise map for a dense ``segmap``, drawn as :meth:`models.oasis.OASISGenerator.draw` does."""
+        if self.noise_mode is None:
+            raise ValueError(f"{self.session.path.name} takes no 3-D noise (it is not an OASIS-trained generator)")
+        return draw_noise(segmap, z_dim=self.noise_z_dim, mode=self.noise_mode, generator=generator)
 
     def label_inputs(self, segmap: Tensor | SemanticMap) -> tuple[Tensor, ...]:
         """The graph's label inputs, ``(ids,)`` or ``(ids, edges)``, from any form the generator takes.
@@ -154,12 +168,21 @@ class OnnxGenerator:
         return ids.long(), extra
 
     def __call__(self, segmap: Tensor | SemanticMap, z: Tensor | None = None, *,
-                 generator: torch.Generator | None = None) -> Tensor:
+                 generator: torch.Generator | None = None, noise: Tensor | None = None) -> Tensor:
         """The image ``(N, 3, H, W)`` in [-1, 1]; a VAE graph draws ``z`` from ``generator`` when None.
 
-        ``segmap`` takes the forms :meth:`label_inputs` lists.
+        ``segmap`` takes the forms :meth:`label_inputs` lists. An OASIS graph takes ``noise``
+        ``(N, z_dim, H, W)``, drawn from ``generator`` when None (:meth:`draw`; needs the dense map).
         """
         labels = self.label_inputs(segmap)
+        if self.noise_mode is not None:
+            if noise is None:
+                if not isinstance(segmap, Tensor) or segmap.dim() != 4:
+                    raise ValueError("an OASIS graph draws its noise from the dense label map; pass noise=")
+                noise = self.draw(segmap, generator=generator)
+            return self.session(*labels, noise)[0]
+        if noise is not None:
+            raise ValueError("this exported generator takes no 3-D noise (it was not OASIS-trained)")
         if not self.use_vae:
             if z is not None:
                 raise ValueError("this exported generator takes no z (it was not trained with use_vae)")

@@ -32,6 +32,7 @@ from models.app.export.graphs import (
 )
 from models.data.semantic_datamodule import SemanticDataModule
 from models.lit.mask_to_image import MaskToImageModule
+from models.oasis import OASISGenerator
 from models.sean import SEANGenerator
 from models.spade import ConvEncoder, SPADEGenerator
 from models.spade.clade import clade_generator
@@ -63,7 +64,7 @@ def perturbed_(module: nn.Module, gain: float = 0.3, seed: int = 0) -> nn.Module
     return module
 
 
-def _generator_spec(generator: SPADEGenerator, num_extra: int = 0) -> GraphSpec:
+def _generator_spec(generator: SPADEGenerator | OASISGenerator, num_extra: int = 0) -> GraphSpec:
     perturbed_(generator)
     graph = LabelMapGeneratorGraph(generator, num_extra)
     condnorm.recalibrate(generator, [spade_generator_spec(generator, num_extra=num_extra).inputs],
@@ -93,6 +94,10 @@ GENERATOR_SPECS: dict[str, Callable[[], GraphSpec]] = {
                                                                    aspect_ratio=2.0), num_extra=1),
     "CLADEGenerator-edges": lambda: _generator_spec(clade_generator(SEMANTIC_NC, ngf=4, crop_size=64,
                                                                     aspect_ratio=2.0), num_extra=1),
+    "OASISGenerator": lambda: _generator_spec(OASISGenerator(SPADEGenerator(
+        SEMANTIC_NC + 4, ngf=4, crop_size=64, aspect_ratio=2.0), z_dim=4)),
+    "OASISGenerator-clade-edges-region": lambda: _generator_spec(OASISGenerator(clade_generator(
+        SEMANTIC_NC + 4, ngf=4, crop_size=64, aspect_ratio=2.0), z_dim=4, noise_mode="region"), num_extra=1),
     "ConvEncoder": lambda: spade_encoder_spec(perturbed_(ConvEncoder(ngf=4, z_dim=8, input_size=32))),
     "SEANGenerator": lambda: rain_generator_spec(rain_generator()),
     "SEANGenerator-encoder": lambda: rain_encoder_spec(rain_generator()),

@@ -12,6 +12,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -25,7 +26,7 @@ from models.data.shapes import SHAPES_LABEL_NC, ShapesDataset, write_shapes
 from models.generators import build_generator
 from models.metrics import confusion_matrix, optional_lpips, segmentation_scores
 from models.oasis import OASISGenerator
-from tests.models.app.tiny_models import tiny_checkpoint
+from tests.models.app.tiny_models import TINY_OASIS, tiny_checkpoint
 from tests.models.metric_stand_ins import stand_in_alexnet, stand_in_inception
 
 SHAPES = LabelLayout(SHAPES_LABEL_NC)
@@ -89,8 +90,8 @@ def test_lpips_diversity_is_zero_for_a_deterministic_generator_and_positive_for_
     pairs = _shapes_pairs(3)
     deterministic = evaluate(_spade(), pairs, num_samples=3, lpips=lpips)
     noisy = evaluate(_oasis(), pairs, num_samples=3, lpips=lpips)
-    assert deterministic["lpips_diversity"] == 0.0
-    assert noisy["lpips_diversity"] > 0
+    assert deterministic["lpips_diversity"] == 0.0 and deterministic["pixel_diversity"] == 0.0
+    assert noisy["lpips_diversity"] > 0 and noisy["pixel_diversity"] > 0
     again = evaluate(_oasis(), pairs, num_samples=3, lpips=lpips, batch_size=1)  # seeds do not depend on batching
     assert again["lpips_diversity"] == pytest.approx(noisy["lpips_diversity"], rel=1e-5)
     assert evaluate(_oasis(), pairs, num_samples=1, lpips=lpips)["lpips_diversity"] is None  # no pair to compare
@@ -152,8 +153,42 @@ def test_the_command_writes_the_report_and_the_grid(tmp_path: Path, capsys) -> N
     assert set(METRICS) <= report.keys() and report["num_images"] == 3 and report["num_samples"] == 2
     assert 0 <= report["miou"] <= 1 and 0 <= report["pixel_accuracy"] <= 1 and report["fid"] is None
     assert "| miou |" in printed and "| miou |" in (out / "report.md").read_text()
-    # 3 rows × (mask │ sample 1 │ sample 2 │ real) of 32 px tiles, 2 px padding
-    assert Image.open(out / "grid.png").size == (4 * 34 + 2, 3 * 34 + 2)
+    # 3 rows × (mask │ sample │ real) of 32 px tiles, 2 px padding, a 14 px title strip: a deterministic
+    # generator's two samples are one column
+    assert report["pixel_diversity"] == 0.0
+    assert Image.open(out / "grid.png").size == (3 * 34 + 2, 3 * 34 + 2 + 14)
+
+
+def test_the_command_compares_checkpoints_on_the_same_masks_and_seeds(tmp_path: Path, capsys) -> None:
+    spade, labels, images = _files(tmp_path)
+    oasis = tiny_checkpoint(tmp_path, SHAPES, "oasis.ckpt", **TINY_OASIS)
+    out = tmp_path / "eval"
+    status = infer.cli(["evaluate", "--checkpoint", str(spade), str(oasis), "--names", "SPADE", "OASIS",
+                        "--labels", str(labels), "--images", str(images), "--samples", "2", "--seed", "5",
+                        "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert status == 0
+    assert "| metric | SPADE | OASIS |" in printed
+    report = json.loads((out / "report.json").read_text())["models"]
+    assert report["SPADE"]["pixel_diversity"] == 0.0 and report["OASIS"]["pixel_diversity"] > 0
+    # mask │ SPADE │ OASIS s1 │ OASIS s2 │ real, 3 rows; each tile is what the Python API makes with that seed
+    grid = torch.from_numpy(np.array(Image.open(out / "grid.png"))).permute(2, 0, 1).float() / 255
+    assert tuple(grid.shape[1:]) == (3 * 34 + 2 + 14, 5 * 34 + 2)
+
+    def tile(row: int, column: int) -> torch.Tensor:
+        top, left = 14 + 2 + row * 34, 2 + column * 34
+        return grid[:, top:top + 32, left:left + 32]
+
+    first_label = sorted(labels.iterdir())[0]
+    want_spade = MaskToImage.load(spade).generate(first_label, seed=5)[0]
+    oasis_model = MaskToImage.load(oasis)
+    s1, s2 = oasis_model.generate(first_label, seed=5)[0], oasis_model.generate(first_label, seed=5 + 3)[0]
+    for column, want in ((1, want_spade), (2, s1), (3, s2)):
+        assert (tile(0, column) - want).abs().max() <= 1 / 255 + 1e-6, column
+    assert (tile(0, 2) - tile(0, 3)).abs().max() > 0.05  # the two OASIS samples differ
+    status = infer.cli(["evaluate", "--checkpoint", str(spade), str(oasis), "--names", "same", "same",
+                        "--labels", str(labels), "--images", str(images), "--out", str(tmp_path / "e2")])
+    assert status == 2 and "--names: give 2 distinct name(s)" in capsys.readouterr().err
 
 
 def test_the_command_measures_lpips_fid_and_kid_when_asked(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:FutureWarning") 
 
 @pytest.mark.parametrize(("fmt", "dynamo"), FORMATS, ids=FORMAT_IDS)
 @pytest.mark.parametrize("name", ["SPADEGenerator", "CLADEGenerator", "SPADEGenerator-edges",
-                                  "CLADEGenerator-edges"])
+                                  "CLADEGenerator-edges", "OASISGenerator", "OASISGenerator-clade-edges-region"])
 def test_generator_matches_eager_at_another_batch(name: str, fmt: str, dynamo: bool) -> None:
     assert parity(GENERATOR_SPECS[name](), fmt, dynamo=dynamo) <= 1e-4
 
