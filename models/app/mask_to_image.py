@@ -32,12 +32,13 @@ from models.data.io import load_label, load_rgb
 from models.data.label_layout import LabelLayout
 from models.data.palette import Palette
 from models.oasis import OASISGenerator
+from models.sdm import DDIMSampler
 from models.sean import SEANGenerator
 from models.spade import ConvEncoder
 
 from .checkpoint import load_encoder, load_generator
 from .export.architecture import load_exported_safetensors, read_description
-from .export.runtime import OnnxGenerator, OnnxSession
+from .export.runtime import OnnxDenoiser, OnnxGenerator, OnnxSession
 
 __all__ = ["LabelInput", "MaskToImage", "check_finite_images", "postprocess", "resize_ids", "resize_image"]
 
@@ -73,10 +74,14 @@ def check_finite_images(images: Tensor, source: str) -> None:
 
 
 class MaskToImage:
-    """A mask-to-image generator (SPADE, CLADE, VAE variants) with its label contract.
+    """A mask-to-image generator (SPADE, CLADE, VAE variants, OASIS, SDM diffusion) with its label contract.
+
+    An SDM checkpoint loads as a :class:`~models.sdm.DDIMSampler`: its ``steps``, ``guidance`` (SDM's
+    ``s``) and ``eta`` are attributes of :attr:`generator`, and ``seed`` fixes the starting noise.
 
     Args:
-        generator: a PyTorch generator (eval mode) or an :class:`~models.app.export.runtime.OnnxGenerator`.
+        generator: a PyTorch generator (eval mode), an :class:`~models.app.export.runtime.OnnxGenerator`,
+            or a :class:`~models.sdm.DDIMSampler` (around an SDM UNet or an ONNX denoiser).
         layout: the label contract the generator was trained with.
         encoder: the VAE style encoder (a ``ConvEncoder`` or an ONNX session), for ``style=``.
         device: where inputs go (the generator must already be there).
@@ -108,8 +113,13 @@ class MaskToImage:
         """
         path = Path(path)
         if path.suffix == ".onnx":
-            generator = OnnxGenerator(path)
-            layout = layout or generator.layout
+            session = OnnxSession(path)
+            if session.metadata.get("task") == "sdm":
+                denoiser = OnnxDenoiser(session)
+                generator, layout = denoiser.sampler(), layout or denoiser.layout
+            else:
+                generator = OnnxGenerator(session)
+                layout = layout or generator.layout
             enc = OnnxSession(encoder) if encoder else None
         elif path.suffix == ".safetensors":
             generator = load_exported_safetensors(path).to(device)
@@ -221,6 +231,8 @@ class MaskToImage:
         segmap = self.encode(ids, instances if self.layout.use_instance else None)
         if isinstance(self.generator, OASISGenerator):
             fake = self._with_noise(segmap, seed)
+        elif isinstance(self.generator, DDIMSampler):
+            fake = self._diffuse(segmap, seed)
         else:
             z = self._latents(len(ids), style, seed) if self.use_vae else None
             fake = self.generator(segmap, z)
@@ -233,6 +245,13 @@ class MaskToImage:
         noisy = [self.generator.noisy(dense[i:i + 1], generator=torch.Generator().manual_seed(seed + i))
                  for i in range(dense.shape[0])]
         return self.generator.net(torch.cat(noisy))
+
+    def _diffuse(self, segmap: SemanticMap, seed: int) -> Tensor:
+        """DDIM from the dense map, image ``i`` starting from noise drawn with ``seed + i``."""
+        dense = segmap.to_dense(self.layout.semantic_nc, torch.float32)
+        noise = torch.stack([torch.randn(3, *dense.shape[-2:], generator=torch.Generator().manual_seed(seed + i))
+                             for i in range(dense.shape[0])])
+        return self.generator(dense, noise.to(dense.device))
 
     def _latents(self, count: int, style: str | Path | Tensor | None, seed: int) -> Tensor:
         if style is not None:
