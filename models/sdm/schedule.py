@@ -16,7 +16,8 @@ PREDICTIONS = ("eps", "v")
 def beta_schedule(kind: str, timesteps: int) -> Tensor:
     r"""The betas ``(T,)`` (float64) of a ``linear`` or ``cosine`` schedule.
 
-    - ``linear`` (Ho et al. 2020, SDM's): ``β`` from ``1e-4·1000/T`` to ``0.02·1000/T`` evenly.
+    - ``linear`` (Ho et al. 2020, SDM's): ``β`` from ``1e-4·1000/T`` to ``0.02·1000/T`` evenly
+      (``T > 20``, or the last betas reach 1).
     - ``cosine`` (Nichol & Dhariwal 2021): :math:`\bar\alpha(t) = \cos^2\big(\frac{t/T + s}{1 + s}\frac{\pi}{2}\big)`,
       ``s = 0.008``, :math:`\beta_t = \min(1 - \bar\alpha(t+1)/\bar\alpha(t), 0.999)`.
 
@@ -29,6 +30,9 @@ def beta_schedule(kind: str, timesteps: int) -> Tensor:
     if timesteps < 1:
         raise ValueError(f"beta_schedule: timesteps must be >= 1, got {timesteps}")
     if kind == "linear":
+        if timesteps <= 20:
+            raise ValueError(f"beta_schedule: the linear schedule needs more than 20 timesteps (its betas reach "
+                             f"0.02·1000/T), got {timesteps}; use more timesteps or the cosine schedule")
         scale = 1000.0 / timesteps
         return torch.linspace(scale * 1e-4, scale * 0.02, timesteps, dtype=torch.float64)
     if kind == "cosine":
