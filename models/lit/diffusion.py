@@ -49,7 +49,7 @@ def ema_update(ema: nn.Module, live: nn.Module, decay: float) -> None:
 
     Example:
         >>> a, b = nn.Linear(1, 1, bias=False), nn.Linear(1, 1, bias=False)
-        >>> _ = a.weight.fill_(0.0), b.weight.fill_(1.0)
+        >>> _ = nn.init.zeros_(a.weight), nn.init.ones_(b.weight)
         >>> ema_update(a, b, 0.9); round(a.weight.item(), 6)
         0.1
     """
