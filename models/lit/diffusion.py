@@ -102,6 +102,17 @@ class DiffusionModule(pl.LightningModule):
     Raises:
         ValueError: for an unknown ``schedule``/``prediction``, a ``drop_rate`` outside [0, 1], or a
             negative or non-finite learning rate.
+
+    Example:
+        >>> module = DiffusionModule(label_nc=3, contain_dontcare_label=False, use_instance=False, crop_size=16,
+        ...                          aspect_ratio=1.0, unet={"model_channels": 8, "num_groups": 4, "head_channels": 8,
+        ...                                                  "spade_hidden": 8}, sample_steps=2)
+        >>> batch = {"label": torch.randint(0, 3, (2, 16, 16)), "image": torch.rand(2, 3, 16, 16) * 2 - 1}
+        >>> mask = module.encode_labels(batch)                     # dense one-hot (N, semantic_nc, H, W)
+        >>> mask.shape, module.diffusion_loss(batch["image"], mask).ndim
+        (torch.Size([2, 3, 16, 16]), 0)
+        >>> module.sample(mask).shape                              # DDIM with the EMA denoiser, in [-1, 1]
+        torch.Size([2, 3, 16, 16])
     """
 
     def __init__(
