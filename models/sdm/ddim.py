@@ -68,7 +68,8 @@ def ddim_step(x0: Tensor, eps: Tensor, alpha_bar: Tensor, alpha_bar_prev: Tensor
         tensor([[[[0.8000]]]])
     """
     shape = (-1,) + (1,) * (x0.dim() - 1)
-    a, a_prev = alpha_bar.to(x0.dtype).reshape(shape), alpha_bar_prev.to(x0.dtype).reshape(shape)
+    a = alpha_bar.to(x0.device, x0.dtype).reshape(shape)
+    a_prev = alpha_bar_prev.to(x0.device, x0.dtype).reshape(shape)
     sigma = eta * ((1 - a_prev) / (1 - a)).sqrt() * (1 - a / a_prev).sqrt()
     x = a_prev.sqrt() * x0 + (1 - a_prev - sigma ** 2).clamp(min=0).sqrt() * eps
     if eta > 0:
