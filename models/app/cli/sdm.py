@@ -4,7 +4,7 @@ A thin shell over :class:`~models.app.MaskToImage` (which loads SDM checkpoints 
 denoisers as a :class:`~models.sdm.DDIMSampler`). Label files are read through the model's label
 contract; outputs mirror the input tree under ``--out`` at each mask's size, sample ``k`` of
 ``x.png`` is ``x_s{k}.png``, and sample ``k`` of the ``j``-th mask starts from noise seeded
-``seed + k·N + j`` (the numbering of ``infer.py evaluate``). Every option is checked before the model runs.
+``seed + k·N + j`` (the numbering of ``infer.py evaluate``). Every option is checked before sampling starts.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from models.data.io import output_paths, save_image
 from models.data.palette import load_palette
-from models.sdm import DDIMSampler
+from models.sdm import DDIMSampler, ddim_timesteps
 
 from ..mask_to_image import MaskToImage
 from .options import finite_float, image_ext, non_negative_float, positive_int
@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if args.guidance is not None:
         sampler.guidance = args.guidance
     sampler.eta = args.eta
+    ddim_timesteps(sampler.schedule.timesteps, sampler.steps)  # refuse --steps beyond the model's before sampling
     count = len(paths)
     with tqdm(total=count * args.samples * sampler.steps, desc="sdm", unit="img·step") as bar:
         for start in range(0, count, args.batch_size):
