@@ -3,6 +3,7 @@
 Examples:
     python infer.py spade --checkpoint runs/spade_shapes/last.ckpt --labels masks/ --out out/
     python infer.py rain --checkpoint runs/rain_shapes/last.ckpt --labels mask.png --style ref.png --out out/
+    python infer.py sdm --checkpoint runs/sdm_shapes/last.ckpt --labels masks/ --out out/ --steps 50 --guidance 1.5
     python infer.py adain --content photo.jpg --style painting.jpg --out out/
     python infer.py evaluate --checkpoint run.ckpt --labels val/labels --images val/images --shapes-segmenter
     python infer.py export --checkpoint run.ckpt --task spade --format onnx --out spade.onnx
@@ -24,6 +25,7 @@ from models.app.errors import report_errors
 TASKS = {
     "spade": ("models.app.cli.spade", "mask-to-image synthesis with a SPADE generator"),
     "rain": ("models.app.cli.rain", "mask-to-image synthesis with per-region styles (RAIN/SEAN)"),
+    "sdm": ("models.app.cli.sdm", "mask-to-image by diffusion (SDM): DDIM samples with classifier-free guidance"),
     "adain": ("models.app.cli.adain", "AdaIN / AdaCoN style transfer on image pairs"),
     "evaluate": ("models.app.cli.evaluate", "evaluate a generator on held-out label/image pairs (mIoU, FID, KID, "
                                             "LPIPS diversity)"),

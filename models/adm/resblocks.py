@@ -21,6 +21,7 @@ class ResBlock(ForeignKeys):
     (1×1 conv, or 3×3 with ``use_conv``, when ``O ≠ C``). Here ``out_layers.0`` and ``emb_layers``
     are one :class:`condnorm.AdaGN` (``out_norm``), so those names are read as ``out_norm.*``
     and ``out_layers.3`` as ``out_layers.2`` (this block's own ``state_dict`` uses its names).
+    ``num_groups`` (ADM: 32) lets narrow blocks (a CPU demo's 16 channels) use fewer groups.
 
     Example:
         >>> import torch
@@ -33,12 +34,12 @@ class ResBlock(ForeignKeys):
                                        "out_layers.3.": "out_layers.2."}
 
     def __init__(self, channels: int, emb_channels: int, *, out_channels: int | None = None,
-                 dropout: float = 0.0, use_conv: bool = False) -> None:
+                 dropout: float = 0.0, use_conv: bool = False, num_groups: int = 32) -> None:
         super().__init__()
         out = out_channels or channels
-        self.in_layers = nn.Sequential(nn.GroupNorm(32, channels), nn.SiLU(),
+        self.in_layers = nn.Sequential(nn.GroupNorm(num_groups, channels), nn.SiLU(),
                                        nn.Conv2d(channels, out, 3, padding=1))
-        self.out_norm = condnorm.AdaGN(out, emb_dim=emb_channels)
+        self.out_norm = condnorm.AdaGN(out, emb_dim=emb_channels, num_groups=num_groups)
         self.out_layers = nn.Sequential(nn.SiLU(), nn.Dropout(dropout), nn.Conv2d(out, out, 3, padding=1))
         nn.init.zeros_(self.out_layers[2].weight)
         nn.init.zeros_(self.out_layers[2].bias)

@@ -7,7 +7,9 @@ refused before anything is imported, and NaN/Inf weights refused (they only make
 - a Lightning checkpoint written by ``train.py`` (``hyper_parameters`` + ``state_dict``; the
   EMA generator is preferred when present) records its label contract
   (:class:`~models.data.label_layout.LabelLayout`) and its generator kind (an OASIS-trained one,
-  ``discriminator: oasis``, is rebuilt as a :class:`~models.oasis.OASISGenerator` that draws its 3-D noise);
+  ``discriminator: oasis``, is rebuilt as a :class:`~models.oasis.OASISGenerator` that draws its 3-D noise;
+  an SDM diffusion checkpoint (``DiffusionModule``) as a :class:`~models.sdm.DDIMSampler` around its EMA
+  denoiser);
 - an official NVlabs/SPADE or ZPdesu/SEAN ``*_net_G.pth`` (a bare state dict) records neither:
   the label layout and image size come from the caller;
 - a published pytorch-AdaIN ``vgg_normalised.pth`` + ``decoder.pth`` pair, or a
@@ -25,8 +27,10 @@ import torch
 from models.adain import StyleTransfer
 from models.data.label_layout import LabelLayout
 from models.generators import build_generator, generator_from_hparams, generator_kind
+from models.lit.diffusion import DiffusionModule
 from models.lit.style_transfer import StyleTransferModule
 from models.oasis import OASISGenerator
+from models.sdm import DDIMSampler
 from models.spade import NUM_UPSAMPLINGS, ConvEncoder, SPADEGenerator
 from models.weights import read_checkpoint
 
@@ -69,7 +73,7 @@ def load_generator(
     num_upsampling_layers: str | None = None,
     norm: str = "syncbatch",
     kind: str = "spade",
-) -> tuple[SPADEGenerator | OASISGenerator, LabelLayout]:
+) -> tuple[SPADEGenerator | OASISGenerator | DDIMSampler, LabelLayout]:
     """Load a generator from a Lightning checkpoint or an official ``*_net_G.pth``.
 
     Args:
@@ -99,6 +103,12 @@ def load_generator(
             raise ValueError(f"{path}: a Lightning checkpoint, but not of a mask-to-image model (no label_nc); "
                              "for style transfer use infer.py adain")
         layout = LabelLayout.from_dict(h)
+        if any(k.startswith("denoiser.") for k in ckpt["state_dict"]):  # SDM: sample with the EMA denoiser
+            denoiser = DiffusionModule.build_denoiser(h)
+            state = {k[len("denoiser_ema."):]: v for k, v in ckpt["state_dict"].items()
+                     if k.startswith("denoiser_ema.")}
+            _load_strict(denoiser, state, path)
+            return DiffusionModule.build_sampler(h, denoiser.eval()).eval(), layout
         generator = generator_from_hparams(h, layout.semantic_nc)
         prefix = "generator_ema." if any(k.startswith("generator_ema.") for k in ckpt["state_dict"]) \
             else "generator."

@@ -31,12 +31,13 @@ from condnorm import SemanticMap
 from models.data.io import load_label, load_rgb
 from models.data.label_layout import LabelLayout
 from models.data.palette import Palette
+from models.sdm import DDIMSampler
 from models.sean import SEANGenerator
 from models.spade import ConvEncoder
 
 from .checkpoint import load_encoder, load_generator
 from .export.architecture import load_exported_safetensors, read_description
-from .export.runtime import OnnxGenerator, OnnxSession
+from .export.runtime import OnnxDenoiser, OnnxGenerator, OnnxSession
 
 __all__ = ["LabelInput", "MaskToImage", "check_finite_images", "postprocess", "resize_ids", "resize_image"]
 
@@ -72,10 +73,14 @@ def check_finite_images(images: Tensor, source: str) -> None:
 
 
 class MaskToImage:
-    """A mask-to-image generator (SPADE, CLADE, VAE variants, OASIS-trained) with its label contract.
+    """A mask-to-image generator (SPADE, CLADE, VAE variants, OASIS, SDM diffusion) with its label contract.
+
+    An SDM checkpoint loads as a :class:`~models.sdm.DDIMSampler`: its ``steps``, ``guidance`` (SDM's
+    ``s``) and ``eta`` are attributes of :attr:`generator`, and ``seed`` fixes the starting noise.
 
     Args:
-        generator: a PyTorch generator (eval mode) or an :class:`~models.app.export.runtime.OnnxGenerator`.
+        generator: a PyTorch generator (eval mode), an :class:`~models.app.export.runtime.OnnxGenerator`,
+            or a :class:`~models.sdm.DDIMSampler` (around an SDM UNet or an ONNX denoiser).
         layout: the label contract the generator was trained with.
         encoder: the VAE style encoder (a ``ConvEncoder`` or an ONNX session), for ``style=``.
         device: where inputs go (the generator must already be there).
@@ -107,8 +112,13 @@ class MaskToImage:
         """
         path = Path(path)
         if path.suffix == ".onnx":
-            generator = OnnxGenerator(path)
-            layout = layout or generator.layout
+            session = OnnxSession(path)
+            if session.metadata.get("task") == "sdm":
+                denoiser = OnnxDenoiser(session)
+                generator, layout = denoiser.sampler(), layout or denoiser.layout
+            else:
+                generator = OnnxGenerator(session)
+                layout = layout or generator.layout
             enc = OnnxSession(encoder) if encoder else None
         elif path.suffix == ".safetensors":
             generator = load_exported_safetensors(path).to(device)
@@ -146,8 +156,8 @@ class MaskToImage:
 
     @property
     def stochastic(self) -> bool:
-        """Whether different seeds give different images (OASIS noise or a VAE latent)."""
-        return self.draws_noise or self.use_vae
+        """Whether different seeds give different images (OASIS noise, a VAE latent, SDM's starting noise)."""
+        return self.draws_noise or self.use_vae or isinstance(self.generator, DDIMSampler)
 
     @property
     def use_vae(self) -> bool:
@@ -230,6 +240,8 @@ class MaskToImage:
         segmap = self.encode(ids, instances if self.layout.use_instance else None)
         if self.draws_noise:
             fake = self._with_noise(segmap, seed)
+        elif isinstance(self.generator, DDIMSampler):
+            fake = self._diffuse(segmap, seed)
         else:
             z = self._latents(len(ids), style, seed) if self.use_vae else None
             fake = self.generator(segmap, z)
@@ -242,6 +254,13 @@ class MaskToImage:
         noise = [self.generator.draw(dense[i:i + 1], generator=torch.Generator().manual_seed(seed + i))
                  for i in range(dense.shape[0])]
         return self.generator(dense, noise=torch.cat(noise))
+
+    def _diffuse(self, segmap: SemanticMap, seed: int) -> Tensor:
+        """DDIM from the dense map, image ``i`` starting from noise drawn with ``seed + i``."""
+        dense = segmap.to_dense(self.layout.semantic_nc, torch.float32)
+        noise = torch.stack([torch.randn(3, *dense.shape[-2:], generator=torch.Generator().manual_seed(seed + i))
+                             for i in range(dense.shape[0])])
+        return self.generator(dense, noise.to(dense.device))
 
     def _latents(self, count: int, style: str | Path | Tensor | None, seed: int) -> Tensor:
         if style is not None:

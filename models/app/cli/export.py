@@ -8,6 +8,7 @@ Examples:
         --format torchscript --out adain.pt
     python infer.py export --checkpoint run.ckpt --task spade --format safetensors --out g.safetensors
     python infer.py export --checkpoint rain.ckpt --task rain --format onnx --out rain.onnx
+    python infer.py export --checkpoint sdm.ckpt --task sdm --format onnx --out sdm.onnx
 
 Then ``python infer.py spade --onnx spade.onnx --labels …`` or ``python infer.py adain --onnx
 adain.onnx …`` run the file with onnxruntime; the TorchScript file loads in C++ with
@@ -28,6 +29,7 @@ from typing import Any
 
 from torch import nn
 
+from models.sdm import DDIMSampler
 from models.sean import SEANGenerator
 
 from ..checkpoint import load_encoder, load_generator, load_style_transfer
@@ -36,6 +38,7 @@ from ..export.formats import FORMATS, GraphSpec, export
 from ..export.graphs import (
     rain_encoder_spec,
     rain_generator_spec,
+    sdm_denoiser_spec,
     spade_encoder_spec,
     spade_generator_spec,
     style_transfer_spec,
@@ -44,14 +47,15 @@ from .spade import add_official_arguments, layout_from_args, official_options
 
 __all__ = ["add_arguments", "run"]
 
-TASKS = ("spade", "adain", "rain")
+TASKS = ("spade", "adain", "rain", "sdm")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``infer.py export``."""
     parser.add_argument("--task", required=True, choices=TASKS,
                         help="spade: mask-to-image generator (SPADE or CLADE, GAN- or OASIS-trained); "
-                             "rain: RAIN/SEAN generator; adain: style transfer")
+                             "rain: RAIN/SEAN generator; adain: style transfer; sdm: the SDM diffusion denoiser "
+                             "(x_t, t, mask) -> eps")
     parser.add_argument("--checkpoint", help="Lightning .ckpt from train.py, or official SPADE *_net_G.pth")
     parser.add_argument("--format", required=True, choices=(*FORMATS, "safetensors"),
                         help="onnx, torchscript (traced), export (torch.export .pt2) or safetensors (+ JSON)")
@@ -72,6 +76,8 @@ def _spade(args: argparse.Namespace) -> tuple[nn.Module, GraphSpec | None, dict[
     generator, layout = load_generator(args.checkpoint, layout=layout_from_args(args), **official_options(args))
     if isinstance(generator, SEANGenerator):
         raise ValueError(f"{args.checkpoint} holds a RAIN (SEAN) generator: export it with --task rain")
+    if isinstance(generator, DDIMSampler):
+        raise ValueError(f"{args.checkpoint} holds an SDM diffusion model: export it with --task sdm")
     meta = {"label_layout": layout.to_dict(), "source": Path(args.checkpoint).name}
     if args.part == "encoder":
         encoder = load_encoder(args.checkpoint)
@@ -96,6 +102,18 @@ def _rain(args: argparse.Namespace) -> tuple[nn.Module, GraphSpec | None, dict[s
         return generator, None, meta
     build = rain_encoder_spec if args.part == "encoder" else rain_generator_spec
     return generator, build(generator, metadata=meta), meta
+
+
+def _sdm(args: argparse.Namespace) -> tuple[nn.Module, GraphSpec | None, dict[str, Any]]:
+    sampler, layout = load_generator(args.checkpoint)
+    if not isinstance(sampler, DDIMSampler):
+        raise ValueError(f"{args.checkpoint} holds a {type(sampler).__name__}, not an SDM diffusion model: "
+                         "export it with --task spade")
+    if args.format == "safetensors" or args.part != "generator":
+        raise ValueError("--task sdm exports the denoiser as a graph: use --format onnx, torchscript or export, "
+                         "without --part")
+    meta = {"label_layout": layout.to_dict(), "source": Path(args.checkpoint).name}
+    return sampler.denoiser, sdm_denoiser_spec(sampler, metadata=meta), meta
 
 
 def _adain(args: argparse.Namespace) -> tuple[nn.Module, GraphSpec | None, dict[str, Any]]:
@@ -130,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; give the file to write (e.g. {out / 'model.onnx'})")
-    network, spec, meta = {"spade": _spade, "rain": _rain, "adain": _adain}[args.task](args)
+    network, spec, meta = {"spade": _spade, "rain": _rain, "adain": _adain, "sdm": _sdm}[args.task](args)
     start = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")

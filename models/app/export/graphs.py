@@ -18,6 +18,10 @@
   it, so the runtime draws them from a seeded ``torch.Generator`` exactly as the PyTorch
   generator does. The style encoder is a separate graph (:func:`rain_encoder_spec`,
   ``(style_image, segmap) → style_codes``). Batch dynamic, size fixed as for SPADE.
+- **SDM denoiser** (:func:`sdm_denoiser_spec`): ``(x_t, t, mask) → ε`` (or v) with the dense mask
+  ``(N, semantic_nc, H, W)``; the DDIM loop and classifier-free guidance stay in Python around the
+  file (:meth:`~models.app.export.runtime.OnnxDenoiser.sampler`). Batch dynamic (guidance runs the
+  conditional and zero-mask inputs as one batch of 2N), size fixed.
 - **Style transfer** (:class:`StyleTransferGraph`): ``(content, style, alpha) → image``,
   images in [0, 1], any content and style size (H, W ≥ 16): the content is reflect-padded to a
   multiple of 8 and the output cropped back inside the graph, as in
@@ -48,6 +52,7 @@ from condnorm.functional import calc_mean_std
 from models.adain.modulation import AdaINModulation
 from models.adain.style_transfer import StyleTransfer
 from models.oasis import OASISGenerator
+from models.sdm import DDIMSampler
 from models.sean import SEANGenerator
 from models.spade import ConvEncoder, SPADEGenerator
 
@@ -63,6 +68,7 @@ __all__ = [
     "layer_spec",
     "rain_encoder_spec",
     "rain_generator_spec",
+    "sdm_denoiser_spec",
     "spade_encoder_spec",
     "spade_generator_spec",
     "style_code_spec",
@@ -398,3 +404,35 @@ def style_code_spec(net: StyleTransfer, *, batch: int = 2) -> tuple[GraphSpec, G
         {"content": spatial, **{n: {0: "N"} for n in code_names}}, {"image": spatial},
         {"task": "adain-from-code"})
     return code_spec, transfer_spec
+
+
+def sdm_denoiser_spec(sampler: DDIMSampler, *, batch: int = 2, metadata: Mapping[str, Any] | None = None) -> GraphSpec:
+    """Export spec of an SDM denoiser: ``(x_t (N, 3, H, W), t (N,), mask (N, L, H, W)) → ε`` (or v).
+
+    The file records what the Python DDIM loop needs: the noise schedule, the prediction type and
+    the sampler's default ``steps`` and ``guidance``.
+
+    Args:
+        sampler: the checkpoint's :class:`~models.sdm.DDIMSampler` (its denoiser is prepared, copied).
+        batch: example batch size (the batch is dynamic).
+        metadata: extra JSON-able entries for the file (the label layout, from the caller).
+
+    Example:
+        >>> from models.sdm import NoiseSchedule, SDMUNet
+        >>> s = DDIMSampler(SDMUNet.from_size("tiny", label_nc=4), NoiseSchedule("linear", 100), (16, 16))
+        >>> spec = sdm_denoiser_spec(s)
+        >>> spec.input_names, spec.metadata["output_size"], tuple(spec.inputs[2].shape)
+        (('x_t', 't', 'mask'), [16, 16], (2, 4, 16, 16))
+    """
+    net = prepare_for_export(sampler.denoiser)
+    gen = torch.Generator().manual_seed(0)
+    size = sampler.output_size
+    inputs = (torch.randn(batch, 3, *size, generator=gen),
+              torch.randint(0, sampler.schedule.timesteps, (batch,), generator=gen).float(),
+              torch.rand(batch, net.label_nc, *size, generator=gen))
+    names = ("x_t", "t", "mask")
+    info = {"task": "sdm", "output_size": list(size), "semantic_nc": net.label_nc,
+            "schedule": sampler.schedule.kind, "timesteps": sampler.schedule.timesteps,
+            "prediction": sampler.prediction, "steps": sampler.steps, "guidance": sampler.guidance,
+            **(metadata or {})}
+    return GraphSpec(net, inputs, names, ("output",), {n: {0: "N"} for n in names}, {"output": {0: "N"}}, info)

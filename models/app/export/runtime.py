@@ -10,6 +10,8 @@ post-processing path for both backends:
   :class:`~models.oasis.OASISGenerator`;
 - :class:`OnnxRainGenerator` is called like a SEAN generator with style codes, and draws the
   per-layer noise from a seeded ``torch.Generator`` exactly as the generator does;
+- :class:`OnnxDenoiser` is an exported SDM denoiser ``(x_t, t, mask) → ε``; :meth:`OnnxDenoiser.sampler`
+  puts the Python DDIM loop (:class:`~models.sdm.DDIMSampler`) around it;
 - :class:`OnnxStyleTransfer` offers :meth:`~OnnxStyleTransfer.transfer` with the colour
   controls of :meth:`StyleTransfer.transfer` (one style per content).
 """
@@ -29,10 +31,12 @@ from condnorm._check import check_shape
 from models.adain.style_transfer import PRESERVE_COLOR, color_postprocess, color_preprocess
 from models.data.label_layout import LabelLayout
 from models.oasis import draw_noise
+from models.sdm import DDIMSampler, NoiseSchedule
 
 from .formats import METADATA_KEY
 
-__all__ = ["OnnxGenerator", "OnnxRainGenerator", "OnnxSession", "OnnxStyleTransfer", "default_providers"]
+__all__ = ["OnnxDenoiser", "OnnxGenerator", "OnnxRainGenerator", "OnnxSession", "OnnxStyleTransfer",
+           "default_providers"]
 
 
 def default_providers() -> list[str]:
@@ -96,7 +100,7 @@ class OnnxGenerator:
     """An exported SPADE/CLADE generator, called like :class:`~models.spade.SPADEGenerator`.
 
     Args:
-        path: the ``.onnx`` file (``infer.py export --task spade``).
+        path: the ``.onnx`` file (``infer.py export --task spade``), or its open session.
         providers: onnxruntime execution providers (default :func:`default_providers`).
         threads: intra-op threads.
 
@@ -111,9 +115,10 @@ class OnnxGenerator:
         layout: the label layout recorded at export (None if the export did not record it).
     """
 
-    def __init__(self, path: str | Path, *, providers: Sequence[str] | None = None,
+    def __init__(self, path: str | Path | OnnxSession, *, providers: Sequence[str] | None = None,
                  threads: int | None = None) -> None:
-        self.session = OnnxSession(path, providers=providers, threads=threads)
+        self.session = path if isinstance(path, OnnxSession) else OnnxSession(path, providers=providers,
+                                                                              threads=threads)
         self.session.require_task("spade")
         meta = self.session.metadata
         self.output_size: tuple[int, int] = tuple(meta["output_size"])
@@ -190,6 +195,41 @@ class OnnxGenerator:
         if z is None:  # the same draw as SPADEGenerator.forward, so a seed gives the same images
             z = torch.randn(labels[0].shape[0], self.z_dim, generator=generator, device=labels[0].device)
         return self.session(*labels, z)[0]
+
+
+class OnnxDenoiser:
+    """An exported SDM denoiser (``infer.py export --task sdm``), called like :class:`~models.sdm.SDMUNet`.
+
+    Args:
+        path: the ``.onnx`` file, or its open session.
+        providers: onnxruntime execution providers (default :func:`default_providers`).
+        threads: intra-op threads.
+
+    Attributes:
+        output_size: ``(H, W)`` the graph was exported for.
+        layout: the label layout recorded at export (None if the export did not record it).
+        metadata: the export's description (schedule, timesteps, prediction, steps, guidance).
+    """
+
+    def __init__(self, path: str | Path | OnnxSession, *, providers: Sequence[str] | None = None,
+                 threads: int | None = None) -> None:
+        self.session = path if isinstance(path, OnnxSession) else OnnxSession(path, providers=providers,
+                                                                              threads=threads)
+        self.session.require_task("sdm")
+        self.metadata = self.session.metadata
+        self.output_size: tuple[int, int] = tuple(self.metadata["output_size"])
+        layout = self.metadata.get("label_layout")
+        self.layout = LabelLayout.from_dict(layout) if layout else None
+
+    def __call__(self, x: Tensor, t: Tensor, mask: Tensor) -> Tensor:
+        """``(x_t (N, 3, H, W), t (N,), mask (N, L, H, W)) → (N, 3, H, W)`` (ε or v), as float32 tensors."""
+        return self.session(x, t.float(), mask)[0]
+
+    def sampler(self) -> DDIMSampler:
+        """The Python DDIM loop around this graph, with the schedule and defaults recorded at export."""
+        m = self.metadata
+        return DDIMSampler(self, NoiseSchedule(m["schedule"], m["timesteps"]), self.output_size,
+                           prediction=m["prediction"], steps=m["steps"], guidance=m["guidance"])
 
 
 class OnnxRainGenerator:

@@ -30,7 +30,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_trainer: Callable[
     dm = SemanticDataModule(dataset_mode="shapes", crop_size=32, num_train=4, num_val=2, batch_size=2,
                             num_workers=0, no_instance=True)
     model = MaskToImageModule(ngf=8, ndf=8, num_D=1, n_layers_D=2, norm_G="syncbatch", lambda_vgg=0.0,
-                              lpips=False, ema_decay=0.5)
+                              lpips=False, ema_decay=0.5, ema_warmup=False)
     trainer = tiny_trainer(root, max_steps=2, limit_val_batches=0)
     trainer.fit(model, datamodule=dm)
     ckpt = root / "run.ckpt"

@@ -175,6 +175,23 @@ def test_infer_from_official_generator_file(tmp_path: Path) -> None:
         infer.main([*args[:7], "--label-nc", "7", "--no-instance", "--crop-size", "32"])
 
 
+@pytest.mark.parametrize(("warmup", "step", "decay"), [(True, 0, 0.1), (True, 90, 0.91), (True, 10**6, 0.999),
+                                                     (False, 0, 0.999)])
+def test_ema_update_warms_up_from_the_initial_weights(warmup: bool, step: int, decay: float,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    model = MaskToImageModule(**TINY_MODEL, ema_decay=0.999, ema_warmup=warmup, label_nc=3,
+                              contain_dontcare_label=False, use_instance=False, crop_size=32, aspect_ratio=1.0)
+    before = {k: v.clone() for k, v in model.generator_ema.state_dict().items()}
+    with torch.no_grad():
+        for p in model.generator.parameters():
+            p.add_(1.0)
+    monkeypatch.setattr(type(model), "global_step", property(lambda self: step))
+    model._update_ema()
+    live, ema = model.generator.state_dict(), model.generator_ema.state_dict()
+    key = "conv_img.weight"  # min(0.999, (1 + t) / (10 + t)) with warm-up; 0.999 from the start without
+    torch.testing.assert_close(ema[key], decay * before[key] + (1 - decay) * live[key])
+
+
 def test_ema_generator_tracks_the_weights_and_is_used_for_inference(
         tiny_trainer: Callable[..., pl.Trainer], tmp_path: Path) -> None:
     pl.seed_everything(0)
