@@ -27,10 +27,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
 from torch import Tensor
 
 from models.data.io import save_image
+from models.data.label_layout import LabelLayout
 from models.sean.codes import RegionCodes, mix_region_codes
+from models.weights import atomic_write
 
 from ..errors import USER_ERRORS, one_line
 from ..mask_to_image import MaskToImage
@@ -38,7 +42,7 @@ from ..region_styles import RegionStyles
 from ..style_transfer import ImageInput, StyleTransferPipeline
 
 __all__ = ["Result", "ResultFolder", "apply_reference", "error_line", "generate_image", "parse_weights",
-           "render_regions", "stylise"]
+           "render_regions", "save_mask", "stylise"]
 
 _log = logging.getLogger(__name__)
 
@@ -100,6 +104,23 @@ def generate_image(model: MaskToImage, ids: Tensor, *, seed: int, folder: Result
     start = time.perf_counter()
     image = model.generate_ids([ids], style=style, seed=seed)[0]
     return folder.result(image, "generated", time.perf_counter() - start, f"generated (seed {seed})")
+
+
+def save_mask(ids: Tensor, layout: LabelLayout, folder: ResultFolder) -> Path:
+    """Training ids as a label PNG of stored ids (8- or 16-bit) that ``infer.py --labels`` reads back as ``ids``.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from models.data.io import load_label
+        >>> layout = LabelLayout(3, contain_dontcare_label=True)
+        >>> path = save_mask(torch.tensor([[0, 3]]), layout, ResultFolder(tempfile.mkdtemp()))
+        >>> load_label(path).tolist(), layout.read(path).tolist()
+        ([[0, 255]], [[0, 3]])
+    """
+    stored = layout.to_stored(ids).cpu().numpy()
+    pixels = stored.astype(np.uint8 if stored.max(initial=0) < 256 else np.uint16)
+    path = folder.path("mask", ".png")
+    return atomic_write(path, lambda f: Image.fromarray(pixels).save(f, format="PNG"))
 
 
 def apply_reference(model: RegionStyles, codes: RegionCodes, image: ImageInput, mask: Tensor,

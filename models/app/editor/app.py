@@ -20,9 +20,9 @@ import torch
 
 from models.sean.codes import RegionCodes
 
-from .actions import apply_reference, error_line, generate_image, parse_weights, render_regions, stylise
+from .actions import apply_reference, error_line, generate_image, parse_weights, render_regions, save_mask, stylise
 from .classes import ClassSwatch, palette_file_text, stored_palette
-from .masks import canvas_to_ids, ids_to_canvas, read_mask
+from .masks import canvas_to_ids, ids_to_canvas, mask_summary, read_mask
 from .workspace import Workspace
 
 if TYPE_CHECKING:
@@ -46,13 +46,13 @@ def import_gradio() -> Any:
 
 
 def _reporting(fn: Callable[..., tuple], outputs: int) -> Callable[..., tuple]:
-    """``fn``'s outputs plus an empty status; on an error, no change and the error's one line."""
+    """``fn`` returns ``outputs`` values and a status line; on an error: no change, and the error's one line."""
     gr = import_gradio()
 
     @functools.wraps(fn)
     def run(*args: Any) -> tuple:
         try:
-            return (*fn(*args), "")
+            return fn(*args)
         except Exception as err:  # every error is shown as a line, never a trace in the page
             return (*[gr.skip()] * outputs, error_line(err))
 
@@ -77,8 +77,13 @@ def _editor_value(ids: torch.Tensor, swatches: list[ClassSwatch]) -> dict:
     return {"background": canvas, "layers": [], "composite": canvas}
 
 
-def _mask_panel(ws: Workspace, prefix: str) -> tuple[Any, Any]:
-    """The canvas with the class palette, fill and upload; returns (canvas, status box)."""
+def _status(prefix: str) -> Any:
+    """The tab's status line (rendered where the tab places it): what happened, or the error."""
+    return import_gradio().Textbox(label="Status", interactive=False, render=False, elem_id=f"{prefix}-status")
+
+
+def _mask_panel(ws: Workspace, prefix: str, status: Any) -> Any:
+    """The canvas with the class palette, fill and upload (reporting to ``status``); returns the canvas."""
     gr = import_gradio()
     swatches = ws.swatches
     layout = ws.mask_model.layout
@@ -98,25 +103,26 @@ def _mask_panel(ws: Workspace, prefix: str) -> tuple[Any, Any]:
     palette_path.parent.mkdir(parents=True, exist_ok=True)
     palette_path.write_text(palette_file_text(stored_palette(layout, swatches)))
     gr.File(str(palette_path), label="Palette file (infer.py --palette)", interactive=False)
-    status = gr.Textbox(label="Status", interactive=False, elem_id=f"{prefix}-status")
 
-    def filled(label: str) -> tuple[dict]:
+    def filled(label: str) -> tuple:
         class_id = next(s.id for s in swatches if s.label == label)
-        return (_editor_value(torch.full(ws.canvas_size, class_id, dtype=torch.long), swatches),)
+        return _editor_value(torch.full(ws.canvas_size, class_id, dtype=torch.long), swatches), f"filled with {label}"
 
     def uploaded(path: str | None) -> tuple:
         if path is None:
-            return (gr.skip(),)
-        return (_editor_value(read_mask(path, layout, swatches), swatches),)
+            return gr.skip(), ""
+        ids = read_mask(path, layout, swatches)
+        return _editor_value(ids, swatches), f"read {mask_summary(ids, swatches)} from {Path(path).name}"
 
     fill.click(_reporting(filled, 1), fill_class, [canvas, status])
     upload.upload(_reporting(uploaded, 1), upload, [canvas, status])
-    return canvas, status
+    return canvas
 
 
 def _result_column(prefix: str, label: str) -> tuple[Any, Any, Any]:
     gr = import_gradio()
-    image = gr.Image(label=label, type="filepath", format="png", interactive=False, elem_id=f"{prefix}-result")
+    image = gr.Image(label=label, type="filepath", format="png", interactive=False, height=360,
+                     elem_id=f"{prefix}-result")
     caption = gr.Markdown(elem_id=f"{prefix}-caption")
     download = gr.File(label="Download", interactive=False, elem_id=f"{prefix}-download")
     return image, caption, download
@@ -125,9 +131,10 @@ def _result_column(prefix: str, label: str) -> tuple[Any, Any, Any]:
 def _mask_to_image_tab(ws: Workspace) -> None:
     gr = import_gradio()
     model, swatches = ws.mask_model, ws.swatches
+    status = _status("m2i")
     with gr.Row():
         with gr.Column():
-            canvas, status = _mask_panel(ws, "m2i")
+            canvas = _mask_panel(ws, "m2i", status)
         with gr.Column():
             seed = gr.Number(0, precision=0, label="Seed", elem_id="m2i-seed")
             style = gr.File(label="Style image (VAE models)", file_types=["image"],
@@ -135,25 +142,30 @@ def _mask_to_image_tab(ws: Workspace) -> None:
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary", elem_id="m2i-generate")
                 new_sample = gr.Button("New sample", visible=ws.samples, elem_id="m2i-new-sample")
+            status.render()
             image, caption, download = _result_column("m2i", "Generated image")
+            mask_download = gr.File(label="The mask (label PNG of ids, for infer.py spade --labels)",
+                                    interactive=False, elem_id="m2i-mask-download")
 
     def generated(value: dict | None, seed_value: float, style_path: str | None) -> tuple:
-        result = generate_image(model, _canvas_ids(value, swatches), seed=int(seed_value), folder=ws.folder,
-                                style=style_path)
-        return str(result.path), result.caption, str(result.path)
+        ids = _canvas_ids(value, swatches)
+        result = generate_image(model, ids, seed=int(seed_value), folder=ws.folder, style=style_path)
+        mask = save_mask(ids, model.layout, ws.folder)
+        return str(result.path), result.caption, str(result.path), str(mask), ""
 
-    outputs = [image, caption, download, status]
-    generate.click(_reporting(generated, 3), [canvas, seed, style], outputs)
+    outputs = [image, caption, download, mask_download, status]
+    generate.click(_reporting(generated, 4), [canvas, seed, style], outputs)
     new_sample.click(lambda: random.randrange(2**31), None, seed).then(
-        _reporting(generated, 3), [canvas, seed, style], outputs)
+        _reporting(generated, 4), [canvas, seed, style], outputs)
 
 
 def _region_styles_tab(ws: Workspace) -> None:
     gr = import_gradio()
     model, swatches = ws.mask_model, ws.swatches
+    status = _status("rain")
     with gr.Row():
         with gr.Column():
-            canvas, status = _mask_panel(ws, "rain")
+            canvas = _mask_panel(ws, "rain", status)
         with gr.Column():
             codes = gr.State(RegionCodes.empty(model.label_nc, model.style_dim))
             reference = gr.File(label="Reference image", file_types=["image"], elem_id="rain-reference")
@@ -166,6 +178,7 @@ def _region_styles_tab(ws: Workspace) -> None:
             codes_upload = gr.File(label="Upload region codes (.safetensors)", elem_id="rain-codes-upload")
             seed = gr.Number(0, precision=0, label="Seed (the RAIN noise)", elem_id="rain-seed")
             generate = gr.Button("Generate", variant="primary", elem_id="rain-generate")
+            status.render()
             image, caption, download = _result_column("rain", "Generated image")
             codes_download = gr.File(label="Region codes (.safetensors)", interactive=False,
                                      elem_id="rain-codes-download")
@@ -181,19 +194,19 @@ def _region_styles_tab(ws: Workspace) -> None:
         mask = read_mask(ref_mask, model.layout, swatches) if ref_mask else _canvas_ids(value, swatches)
         regions = None if choice == _ALL_REGIONS else [int(choice.split()[0])]
         mixed = apply_reference(model, current, ref, mask, regions)
-        return mixed, describe(mixed)
+        return mixed, describe(mixed), f"applied {Path(ref).name} to {choice}"
 
     def loaded(path: str | None) -> tuple:
         if path is None:
-            return gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), ""
         loaded_codes = RegionCodes.load(path).check_fits(model.label_nc, model.style_dim, Path(path).name)
-        return loaded_codes, describe(loaded_codes)
+        return loaded_codes, describe(loaded_codes), f"loaded the codes of {Path(path).name}"
 
     def generated(current: RegionCodes, value: dict | None, seed_value: float) -> tuple:
         result = render_regions(model, _canvas_ids(value, swatches), current, seed=int(seed_value),
                                 folder=ws.folder)
         saved = current.save(ws.folder.path("codes", ".safetensors"))
-        return str(result.path), result.caption, str(result.path), str(saved)
+        return str(result.path), result.caption, str(result.path), str(saved), ""
 
     apply.click(_reporting(applied, 2), [codes, canvas, reference, reference_mask, region], [codes, summary, status])
     codes_upload.upload(_reporting(loaded, 2), codes_upload, [codes, summary, status])
@@ -235,7 +248,7 @@ def _style_transfer_tab(ws: Workspace) -> None:
                          style_weights=parse_weights(weights_text or ""),
                          preserve_color=None if colour_mode == _NO_COLOUR_CHANGE else colour_mode,
                          mask=mask_path, content_size=int(content_px), style_size=int(style_px))
-        return str(result.path), result.caption, str(result.path)
+        return str(result.path), result.caption, str(result.path), ""
 
     content.change(shown, [content, styles], previews)
     styles.change(shown, [content, styles], previews)

@@ -30,7 +30,7 @@ from models.data.label_layout import LabelLayout
 
 from .classes import ClassSwatch, stored_palette
 
-__all__ = ["canvas_to_ids", "ids_to_canvas", "read_mask"]
+__all__ = ["canvas_to_ids", "ids_to_canvas", "mask_summary", "read_mask"]
 
 _OPAQUE = 128  # alpha at or above which a canvas pixel counts as painted
 
@@ -92,3 +92,17 @@ def read_mask(path: str | Path, layout: LabelLayout, swatches: Sequence[ClassSwa
     if layout.palette is None and _holds_colours(path):
         palette = stored_palette(layout, list(swatches))
     return layout.read(path, palette)
+
+
+def mask_summary(ids: Tensor, swatches: Sequence[ClassSwatch]) -> str:
+    """``"W×H mask of <class names>"``: what the editor says about a mask it read.
+
+    Example:
+        >>> from models.data.label_layout import LabelLayout
+        >>> from models.app.editor.classes import class_swatches
+        >>> mask_summary(torch.tensor([[0, 2, 2]]), class_swatches(LabelLayout(3)))
+        'a 3×1 mask of class 0, class 2'
+    """
+    names = {s.id: s.name for s in swatches}
+    present = ", ".join(names[i] for i in torch.unique(ids).tolist())
+    return f"a {ids.shape[1]}×{ids.shape[0]} mask of {present}"

@@ -9,7 +9,7 @@ import torch
 from models.data.label_layout import LabelLayout
 from models.lit.mask_to_image import MaskToImageModule
 
-__all__ = ["TINY", "tiny_checkpoint"]
+__all__ = ["TINY", "tiny_checkpoint", "tiny_rain_checkpoint"]
 
 TINY = dict(ngf=4, ndf=4, num_D=1, n_layers_D=2, norm_G="batch", lambda_vgg=0.0, lpips=False, crop_size=32,
             aspect_ratio=1.0)
@@ -20,6 +20,15 @@ def tiny_checkpoint(tmp: Path, layout: LabelLayout, name: str = "model.ckpt") ->
     """A Lightning-format checkpoint of an untrained tiny generator recording ``layout``."""
     torch.manual_seed(0)
     module = MaskToImageModule(**TINY, **layout.to_dict())
+    path = tmp / name
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+    return path
+
+
+def tiny_rain_checkpoint(tmp: Path, layout: LabelLayout, name: str = "rain.ckpt") -> Path:
+    """A Lightning-format checkpoint of an untrained tiny RAIN generator (8 channels, style codes of 8)."""
+    torch.manual_seed(0)
+    module = MaskToImageModule(**{**TINY, "ngf": 8}, generator="rain", style_dim=8, **layout.to_dict())
     path = tmp / name
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
     return path
