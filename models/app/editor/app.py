@@ -33,6 +33,7 @@ __all__ = ["GRADIO_MISSING", "build_app", "import_gradio", "serve"]
 GRADIO_MISSING = 'the editor needs Gradio, an optional extra: pip install -e ".[app]"'
 _ALL_REGIONS = "all regions"
 _NO_COLOUR_CHANGE = "keep the style's colours"
+_CSS = "#m2i-result img, #rain-result img, #st-result img {image-rendering: pixelated}"  # small images, sharp
 
 
 def import_gradio() -> Any:
@@ -278,5 +279,5 @@ def serve(ws: Workspace, *, host: str = "127.0.0.1", port: int = 7860, block: bo
     demo = build_app(ws)
     demo.queue(default_concurrency_limit=1)  # one generation at a time: the model is shared
     demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block,
-                show_error=False, ssr_mode=False, allowed_paths=[str(ws.folder.root)], footer_links=[])
+                show_error=False, ssr_mode=False, allowed_paths=[str(ws.folder.root)], footer_links=[], css=_CSS)
     return demo
