@@ -60,5 +60,8 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="condnorm-editor-") as results:
         ws = Workspace(mask_model, style, results)
         print(f"editor: http://{args.host}:{args.port} ({', '.join(ws.tabs)}); Ctrl-C stops it")
-        serve(ws, host=args.host, port=args.port)
+        try:
+            serve(ws, host=args.host, port=args.port)
+        except KeyboardInterrupt:  # the way to stop it: Gradio has closed the server
+            print("editor stopped")
     return 0

@@ -33,7 +33,8 @@ __all__ = ["GRADIO_MISSING", "build_app", "import_gradio", "serve"]
 GRADIO_MISSING = 'the editor needs Gradio, an optional extra: pip install -e ".[app]"'
 _ALL_REGIONS = "all regions"
 _NO_COLOUR_CHANGE = "keep the style's colours"
-_CSS = "#m2i-result img, #rain-result img, #st-result img {image-rendering: pixelated}"  # small images, sharp
+_CSS = ("#m2i-result img, #rain-result img, #st-result img {image-rendering: pixelated; width: 100%; height: 100%;"
+        " object-fit: contain}")  # small images scaled up to the box, sharp
 
 
 def import_gradio() -> Any:
@@ -176,7 +177,8 @@ def _region_styles_tab(ws: Workspace) -> None:
                                  label="Take the style of", elem_id="rain-region")
             apply = gr.Button("Apply the reference's style", elem_id="rain-apply")
             summary = gr.Markdown("no region styled yet: regions keep the zero code", elem_id="rain-summary")
-            codes_upload = gr.File(label="Upload region codes (.safetensors)", elem_id="rain-codes-upload")
+            codes_upload = gr.File(label="Upload region codes (.safetensors)", height=120,
+                                   elem_id="rain-codes-upload")
             seed = gr.Number(0, precision=0, label="Seed (the RAIN noise)", elem_id="rain-seed")
             generate = gr.Button("Generate", variant="primary", elem_id="rain-generate")
             status.render()
@@ -228,7 +230,8 @@ def _style_transfer_tab(ws: Workspace) -> None:
             alpha = gr.Slider(0.0, 1.0, 1.0, step=0.05, label="Style strength α", elem_id="st-alpha")
             colour = gr.Radio([_NO_COLOUR_CHANGE, "coral", "luminance"], value=_NO_COLOUR_CHANGE,
                               label="Preserve the content's colours", elem_id="st-colour")
-            mask = gr.File(label="Mask (white: first style, black: second)", file_types=["image"], elem_id="st-mask")
+            mask = gr.File(label="Mask (white: first style, black: second)", file_types=["image"], height=120,
+                           elem_id="st-mask")
             with gr.Row():
                 content_size = gr.Number(512, precision=0, label="Content size (shorter side, 0: keep)",
                                          elem_id="st-content-size")

@@ -17,7 +17,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import signal
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -266,3 +271,28 @@ def test_style_transfer_tab_gives_the_api_image(browser: Any, files: dict[str, P
                                  str(files["style2"]), "--mask", str(files["broken"]), "--vgg", str(files["vgg"]),
                                  "--decoder", str(files["decoder"]), "--out", str(tmp_path / "cli")])
         _same_error(shown, cli, files["broken"].name)
+
+
+def test_serve_command_listens_on_loopback_only_and_stops_on_ctrl_c(files: dict[str, Path]) -> None:
+    port = _free_port()
+    root = Path(infer.__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    server = subprocess.Popen([sys.executable, str(root / "infer.py"), "serve", "--checkpoint", str(files["spade"]),
+                               "--port", str(port), "--device", "cpu"], env=env, cwd=root,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not _listening(port) and server.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert set(_listening(port)) <= LOOPBACK and _listening(port)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
+            assert page.status == 200 and b"condnorm editor" in page.read()
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, output
+    assert "(Mask to image); Ctrl-C stops it" in output and "editor stopped" in output
+    assert not _listening(port)
