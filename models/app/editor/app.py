@@ -33,8 +33,8 @@ __all__ = ["GRADIO_MISSING", "build_app", "import_gradio", "serve"]
 GRADIO_MISSING = 'the editor needs Gradio, an optional extra: pip install -e ".[app]"'
 _ALL_REGIONS = "all regions"
 _NO_COLOUR_CHANGE = "keep the style's colours"
-_CSS = ("#m2i-result img, #rain-result img, #st-result img {image-rendering: pixelated; width: 100%; height: 100%;"
-        " object-fit: contain}")  # small images scaled up to the box, sharp
+_CSS = ("#m2i-result img, #rain-result img, #st-result img {image-rendering: pixelated; height: 100%; width: auto;"
+        " max-width: 100%; object-fit: contain}")  # small images scaled up to the box, sharp
 
 
 def import_gradio() -> Any:

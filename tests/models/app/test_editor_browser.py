@@ -216,6 +216,24 @@ def test_mask_to_image_tab_gives_the_api_image(browser: Any, files: dict[str, Pa
             _same_error(shown, cli, files[bad].name)
 
 
+def test_new_sample_and_style_image_of_a_vae_model(browser: Any, files: dict[str, Path], tmp_path: Path) -> None:
+    model = MaskToImage.load(tiny_checkpoint(tmp_path, LabelLayout(6, dataset_mode="shapes"), use_vae=True))
+    with _served(Workspace(model, None, tmp_path / "results")) as url, _page(browser, url, "Mask to image") as page:
+        _upload(page, "m2i-upload", files["mask"])
+        _status(page, "m2i", "read a 64×64 mask")
+        page.click("#m2i-new-sample")
+        href, got = _download(page, "m2i-download", None, tmp_path / "sample.png")
+        seed = int(page.locator("#m2i-seed input").input_value())
+        assert f"generated (seed {seed}) in" in page.locator("#m2i-caption").inner_text()
+        torch.testing.assert_close(load_rgb(got), model.generate(files["mask"], seed=seed)[0], atol=TOLERANCE, rtol=0)
+        _upload(page, "m2i-style", files["reference"])
+        page.wait_for_function("() => document.querySelectorAll('#m2i-style a').length > 0")
+        page.click("#m2i-generate")
+        _, styled = _download(page, "m2i-download", href, tmp_path / "styled.png")
+        want = model.generate(files["mask"], style=files["reference"])[0]
+        torch.testing.assert_close(load_rgb(styled), want, atol=TOLERANCE, rtol=0)
+
+
 def test_region_styles_tab_gives_the_api_image_and_codes(browser: Any, files: dict[str, Path],
                                                          tmp_path: Path) -> None:
     model = RegionStyles.load(files["rain"])

@@ -16,10 +16,10 @@ TINY = dict(ngf=4, ndf=4, num_D=1, n_layers_D=2, norm_G="batch", lambda_vgg=0.0,
 """Hyperparameters of a 4-channel SPADE generator at 32 px (and a one-scale discriminator)."""
 
 
-def tiny_checkpoint(tmp: Path, layout: LabelLayout, name: str = "model.ckpt") -> Path:
-    """A Lightning-format checkpoint of an untrained tiny generator recording ``layout``."""
+def tiny_checkpoint(tmp: Path, layout: LabelLayout, name: str = "model.ckpt", **hparams: object) -> Path:
+    """A Lightning-format checkpoint of an untrained tiny generator recording ``layout`` (``hparams`` override TINY)."""
     torch.manual_seed(0)
-    module = MaskToImageModule(**TINY, **layout.to_dict())
+    module = MaskToImageModule(**{**TINY, **hparams}, **layout.to_dict())
     path = tmp / name
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
     return path
