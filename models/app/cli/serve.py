@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         ws = Workspace(mask_model, style, results)
         print(f"editor: http://{args.host}:{args.port} ({', '.join(ws.tabs)}); Ctrl-C stops it")
         try:
-            serve(ws, host=args.host, port=args.port)
-        except KeyboardInterrupt:  # the way to stop it: Gradio has closed the server
-            print("editor stopped")
+            serve(ws, host=args.host, port=args.port)  # returns on Ctrl-C, the server closed
+        except KeyboardInterrupt:  # Ctrl-C while Gradio closes the server
+            pass
+    print("editor stopped")
     return 0
