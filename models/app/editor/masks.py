@@ -57,10 +57,12 @@ def canvas_to_ids(canvas: np.ndarray, swatches: Sequence[ClassSwatch], backgroun
     """
     if canvas.ndim != 3 or canvas.shape[2] not in (3, 4):
         raise ValueError(f"canvas: expected an (H, W, 3) or (H, W, 4) image, got shape {canvas.shape}")
-    colours = torch.tensor([s.rgb for s in swatches], dtype=torch.float32)
-    rgb = torch.from_numpy(np.ascontiguousarray(canvas[..., :3])).float()
-    ids = torch.cdist(rgb.reshape(-1, 3), colours).argmin(1).reshape(rgb.shape[:2])
-    ids = torch.tensor([s.id for s in swatches])[ids]
+    rgb = canvas[..., :3].astype(np.int64)
+    used, where = np.unique((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2], return_inverse=True)
+    used_rgb = torch.from_numpy(np.stack([used >> 16, (used >> 8) & 255, used & 255], 1)).float()
+    nearest = torch.cdist(used_rgb, torch.tensor([s.rgb for s in swatches], dtype=torch.float32)).argmin(1)
+    # snap each colour used once (not each pixel): a big canvas with many classes stays cheap
+    ids = torch.tensor([s.id for s in swatches])[nearest][torch.from_numpy(where.reshape(rgb.shape[:2]))]
     if canvas.shape[2] == 4:
         ids = ids.masked_fill(torch.from_numpy(canvas[..., 3] < _OPAQUE), background)
     return ids
