@@ -258,6 +258,10 @@ def test_region_styles_tab_gives_the_api_image_and_codes(browser: Any, files: di
         _screenshot(page, "editor_region_styles.png")
         _upload(page, "rain-codes-upload", codes_file)
         _status(page, "rain", "loaded the codes of")
+        RegionCodes.empty(3, model.style_dim).save(tmp_path / "other.safetensors")  # another model's codes
+        _upload(page, "rain-codes-upload", tmp_path / "other.safetensors")
+        assert _status(page, "rain", "error: ").endswith("other.safetensors: codes of 3 regions × 8 do not fit a "
+                                                          "generator with label_nc=6, style_dim=8")
 
 
 def test_style_transfer_tab_gives_the_api_image(browser: Any, files: dict[str, Path], tmp_path: Path,
