@@ -7,6 +7,7 @@ Examples:
     python infer.py adain --content photo.jpg --style painting.jpg --out out/
     python infer.py evaluate --checkpoint run.ckpt --labels val/labels --images val/images --shapes-segmenter
     python infer.py export --checkpoint run.ckpt --task spade --format onnx --out spade.onnx
+    python infer.py serve --checkpoint run.ckpt --port 7860
 
 Run ``python infer.py <task> --help`` for each task's options. A mistake in the input is
 reported as one line (``error: …``, exit status 2); ``--traceback`` shows the stack instead.
@@ -30,6 +31,8 @@ TASKS = {
     "evaluate": ("models.app.cli.evaluate", "evaluate a generator on held-out label/image pairs (mIoU, FID, KID, "
                                             "LPIPS diversity)"),
     "export": ("models.app.cli.export", "export a checkpoint to ONNX, TorchScript, torch.export or safetensors"),
+    "serve": ("models.app.cli.serve", "the interactive editor: paint a mask, pick region styles, stylise (a local "
+                                      "web app)"),
 }
 
 

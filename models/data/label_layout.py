@@ -146,6 +146,26 @@ class LabelLayout:
         check_label_ids(label, name, label_nc=self.label_nc, contain_dontcare_label=self.contain_dontcare_label)
         return label
 
+    def to_stored(self, ids: Tensor) -> Tensor:
+        """Training ids back to the ids a label file stores (the inverse of :meth:`to_ids`).
+
+        What an editor writes so that the file reads back as ``ids`` (ADE20K: ``k → k + 1`` and the
+        don't-care id → 0; otherwise the don't-care id → 255).
+
+        Example:
+            >>> layout = LabelLayout(150, contain_dontcare_label=True, dataset_mode="ade20k")
+            >>> layout.to_stored(torch.tensor([150, 0, 149]))
+            tensor([  0,   1, 150])
+            >>> torch.equal(layout.to_ids(layout.to_stored(torch.tensor([3, 150])), "ids"), torch.tensor([3, 150]))
+            True
+        """
+        ids = ids.long()
+        if self.dataset_mode in _SHIFTED_MODES:
+            return torch.where(ids == self.label_nc, torch.zeros_like(ids), ids + 1)
+        if self.contain_dontcare_label:
+            return ids.masked_fill(ids == self.label_nc, DONTCARE_VALUE)
+        return ids
+
     def read(self, label: str | Path | Tensor, palette: Palette | None = None) -> Tensor:
         """Read a label file as training ids ``(H, W)``, exactly as training reads it.
 
