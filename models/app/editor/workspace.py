@@ -22,7 +22,6 @@ from typing import Any
 import torch
 
 from models.data.label_layout import LabelLayout
-from models.oasis import OASISGenerator
 
 from ..mask_to_image import MaskToImage
 from ..region_styles import RegionStyles
@@ -91,6 +90,6 @@ class Workspace:
 
     @property
     def samples(self) -> bool:
-        """Whether the mask-to-image model draws a latent or noise, so that the seed changes the image."""
+        """Whether the mask-to-image model draws a latent or noise (VAE, OASIS, SDM), so the seed changes the image."""
         model = self.mask_model
-        return isinstance(model, MaskToImage) and (model.use_vae or isinstance(model.generator, OASISGenerator))
+        return isinstance(model, MaskToImage) and model.stochastic
