@@ -8,8 +8,8 @@ after their test.
 Skipped when Chromium (``/usr/bin/chromium``), Playwright or Gradio is missing, unless the
 ``CI`` environment variable is set (``.ci/run`` installs them: there they must run).
 ``CONDNORM_SCREENSHOTS=<folder>`` saves a screenshot of each tab there;
-``CONDNORM_EDITOR_CHECKPOINT=<ckpt>`` serves that mask-to-image checkpoint (a trained demo, for
-the screenshots) instead of a tiny untrained one.
+``CONDNORM_EDITOR_CHECKPOINT=<ckpt>`` and ``CONDNORM_EDITOR_RAIN_CHECKPOINT=<ckpt>`` serve those
+mask-to-image and RAIN checkpoints (trained demos, for the screenshots) instead of tiny untrained ones.
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     checkpoint = os.environ.get("CONDNORM_EDITOR_CHECKPOINT")
     out["spade"] = Path(checkpoint) if checkpoint else tiny_checkpoint(root, LabelLayout(6, use_instance=True,
                                                                                          dataset_mode="shapes"))
-    out["rain"] = tiny_rain_checkpoint(root, LabelLayout(6, dataset_mode="shapes"))
+    rain = os.environ.get("CONDNORM_EDITOR_RAIN_CHECKPOINT")
+    out["rain"] = Path(rain) if rain else tiny_rain_checkpoint(root, LabelLayout(6, dataset_mode="shapes"))
     out["vgg"], out["decoder"], *_ = save_official(root)
     return out
 
@@ -260,8 +261,9 @@ def test_region_styles_tab_gives_the_api_image_and_codes(browser: Any, files: di
         _status(page, "rain", "loaded the codes of")
         RegionCodes.empty(3, model.style_dim).save(tmp_path / "other.safetensors")  # another model's codes
         _upload(page, "rain-codes-upload", tmp_path / "other.safetensors")
-        assert _status(page, "rain", "error: ").endswith("other.safetensors: codes of 3 regions × 8 do not fit a "
-                                                          "generator with label_nc=6, style_dim=8")
+        assert _status(page, "rain", "error: ").endswith(
+            f"other.safetensors: codes of 3 regions × {model.style_dim} do not fit a generator with label_nc=6, "
+            f"style_dim={model.style_dim}")
 
 
 def test_style_transfer_tab_gives_the_api_image(browser: Any, files: dict[str, Path], tmp_path: Path,
