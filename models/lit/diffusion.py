@@ -14,7 +14,6 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -22,13 +21,13 @@ from torch import Tensor, nn
 from models.data.label_layout import LabelLayout
 from models.data.palette import colorize_labels
 from models.lit.crash_safety import require_finite_non_negative, stop_if_not_finite
+from models.lit.ema import ema_update
+from models.lit.label_contract import DATA_KEYS, LabelContractModule
 from models.metrics import class_color_error
 from models.sdm import PREDICTIONS, SCHEDULES, DDIMSampler, NoiseSchedule, SDMUNet
 
-__all__ = ["DiffusionModule", "drop_masks", "ema_update", "output_size"]
+__all__ = ["DiffusionModule", "drop_masks", "output_size"]
 
-_DATA_KEYS = ("label_nc", "contain_dontcare_label", "use_instance", "crop_size", "aspect_ratio")
-_LAYOUT_EXTRAS = ("dataset_mode", "palette")
 
 
 def drop_masks(mask: Tensor, rate: float, generator: torch.Generator | None = None) -> Tensor:
@@ -43,24 +42,6 @@ def drop_masks(mask: Tensor, rate: float, generator: torch.Generator | None = No
     return mask * keep.to(mask.dtype).reshape(-1, *([1] * (mask.dim() - 1)))
 
 
-@torch.no_grad()
-def ema_update(ema: nn.Module, live: nn.Module, decay: float) -> None:
-    """``ema ← decay · ema + (1 - decay) · live`` for floating tensors; other buffers are copied.
-
-    Example:
-        >>> a, b = nn.Linear(1, 1, bias=False), nn.Linear(1, 1, bias=False)
-        >>> _ = nn.init.zeros_(a.weight), nn.init.ones_(b.weight)
-        >>> ema_update(a, b, 0.9); round(a.weight.item(), 6)
-        0.1
-    """
-    live_state = live.state_dict()
-    for key, value in ema.state_dict().items():
-        if value.is_floating_point():
-            value.lerp_(live_state[key].to(value.dtype), 1.0 - decay)
-        else:
-            value.copy_(live_state[key])
-
-
 def output_size(hparams: Mapping[str, Any]) -> tuple[int, int]:
     """``(H, W)`` of a run's images: ``W = crop_size``, ``H = round(crop_size / aspect_ratio)``.
 
@@ -71,7 +52,7 @@ def output_size(hparams: Mapping[str, Any]) -> tuple[int, int]:
     return round(hparams["crop_size"] / hparams["aspect_ratio"]), int(hparams["crop_size"])
 
 
-class DiffusionModule(pl.LightningModule):
+class DiffusionModule(LabelContractModule):
     """Train SDM's UNet (:class:`models.sdm.SDMUNet`) to denoise images given their label maps.
 
     Architecture arguments left as ``None`` (``label_nc``, ``crop_size``, …) are read from the
@@ -148,14 +129,14 @@ class DiffusionModule(pl.LightningModule):
         self.noise_schedule = NoiseSchedule(schedule, timesteps)
         self.denoiser: SDMUNet | None = None
         self.denoiser_ema: SDMUNet | None = None
-        if all(self.hparams[k] is not None for k in _DATA_KEYS):
+        if all(self.hparams[k] is not None for k in DATA_KEYS):
             self._build()
 
     # ----------------------------------------------------------------- building
     @property
-    def layout(self) -> LabelLayout:
-        """The label contract this model was trained with (recorded in its checkpoints)."""
-        return LabelLayout.from_dict(self.hparams)
+    def built(self) -> bool:
+        """Whether the networks exist (they are built once the label contract is known)."""
+        return self.denoiser is not None
 
     @staticmethod
     def build_denoiser(hparams: Mapping[str, Any]) -> SDMUNet:
@@ -178,27 +159,7 @@ class DiffusionModule(pl.LightningModule):
                              f"{self.denoiser.divisor}, got {(height, width)}; change crop_size or channel_mult")
         self.denoiser_ema = copy.deepcopy(self.denoiser).requires_grad_(False)
 
-    def setup(self, stage: str) -> None:
-        """Take the label layout and image size from the DataModule, then build the networks."""
-        if self.denoiser is not None:
-            return
-        dm = self.trainer.datamodule if self.trainer is not None else None
-        provided = {**vars(dm), **dm.layout.to_dict()} if dm is not None and hasattr(dm, "layout") else {}
-        resolved = {}
-        for key in _DATA_KEYS + _LAYOUT_EXTRAS:
-            if self.hparams[key] is None and key in provided:
-                resolved[key] = provided[key]
-            elif self.hparams[key] is None and key in _DATA_KEYS:
-                raise ValueError(f"DiffusionModule: '{key}' is not set and no DataModule "
-                                 f"provides it; set model.init_args.{key} in the config")
-        self.save_hyperparameters({**self.hparams, **resolved})
-        self._build()
-
     # ----------------------------------------------------------------- training
-    def encode_labels(self, batch: Mapping[str, Tensor]) -> Tensor:
-        """The dense mask ``(N, semantic_nc, H, W)`` of a batch (one-hot ids + instance edges)."""
-        return self.layout.encode(batch["label"], batch.get("instance"))
-
     def diffusion_loss(self, image: Tensor, mask: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """DDPM's loss on one batch: MSE of the live UNet's output to ε (or v) at uniform timesteps.
 

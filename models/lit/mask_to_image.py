@@ -13,16 +13,16 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
 import condnorm
 from condnorm import SemanticMap
-from models.data.label_layout import LabelLayout
 from models.data.palette import colorize_labels
 from models.generators import generator_from_hparams, generator_kind
 from models.lit.crash_safety import require_finite_non_negative, stop_if_not_finite
+from models.lit.ema import ema_update, warmup_decay
+from models.lit.label_contract import DATA_KEYS, LabelContractModule
 from models.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss, kld_loss
 from models.metrics import class_color_error, optional_fid, optional_lpips
 from models.oasis import (
@@ -40,12 +40,10 @@ from models.spade.encoder import reparameterize
 
 __all__ = ["MaskToImageModule"]
 
-_DATA_KEYS = ("label_nc", "contain_dontcare_label", "use_instance", "crop_size", "aspect_ratio")
-_LAYOUT_EXTRAS = ("dataset_mode", "palette")  # optional parts of the label contract
 DISCRIMINATORS = ("multiscale", "oasis")
 
 
-class MaskToImageModule(pl.LightningModule):
+class MaskToImageModule(LabelContractModule):
     """Train a SPADE, CLADE or RAIN (SEAN) generator against a multiscale discriminator.
 
     All three share the data, the discriminator and the losses. ``generator: rain`` trains
@@ -185,14 +183,14 @@ class MaskToImageModule(pl.LightningModule):
         self.gan_loss = GANLoss(gan_mode)
         self.vgg_loss = VGGPerceptualLoss(weights=vgg_weights) if lambda_vgg > 0 else None
         self.generator: nn.Module | None = None
-        if all(self.hparams[k] is not None for k in _DATA_KEYS):
+        if all(self.hparams[k] is not None for k in DATA_KEYS):
             self._build()
 
     # ----------------------------------------------------------------- building
     @property
-    def layout(self) -> LabelLayout:
-        """The label contract this model was trained with (recorded in its checkpoints)."""
-        return LabelLayout.from_dict(self.hparams)
+    def built(self) -> bool:
+        """Whether the networks exist (they are built once the label contract is known)."""
+        return self.generator is not None
 
     def _build(self) -> None:
         h = self.hparams
@@ -217,28 +215,7 @@ class MaskToImageModule(pl.LightningModule):
         self.generator_ema = (copy.deepcopy(self.generator).requires_grad_(False)
                               if h.ema_decay is not None else None)
 
-    def setup(self, stage: str) -> None:
-        """Take the label layout and image size from the DataModule, then build the networks."""
-        if self.generator is not None:
-            return
-        dm = self.trainer.datamodule if self.trainer is not None else None
-        provided = {**vars(dm), **dm.layout.to_dict()} if dm is not None and hasattr(dm, "layout") else {}
-        resolved = {}
-        for key in _DATA_KEYS + _LAYOUT_EXTRAS:
-            if self.hparams[key] is None and key in provided:
-                resolved[key] = provided[key]
-            elif self.hparams[key] is None and key in _DATA_KEYS:
-                raise ValueError(f"MaskToImageModule: '{key}' is not set and no DataModule "
-                                 f"provides it; set model.init_args.{key} in the config")
-        # Re-save so checkpoints (and the logged initial hparams) record the resolved layout.
-        self.save_hyperparameters({**self.hparams, **resolved})
-        self._build()
-
     # ----------------------------------------------------------------- helpers
-    def encode_labels(self, batch: dict[str, Tensor]) -> Tensor:
-        """The dense map ``(N, semantic_nc, H, W)`` of a batch's label/instance maps (the discriminator's)."""
-        return self.layout.encode(batch["label"], batch.get("instance"))
-
     def generator_input(self, batch: dict[str, Tensor]) -> Tensor | SemanticMap:
         """The generator's input: ids (a :class:`condnorm.SemanticMap`) for SPADE/CLADE, dense for RAIN/OASIS."""
         if self._takes_style or self._oasis:
@@ -362,13 +339,8 @@ class MaskToImageModule(pl.LightningModule):
             return
         decay = self.hparams.ema_decay
         if self.hparams.ema_warmup:
-            decay = min(decay, (1 + self.global_step) / (10 + self.global_step))
-        ema, live = self.generator_ema.state_dict(), self.generator.state_dict()
-        for key, value in ema.items():
-            if value.is_floating_point():
-                value.lerp_(live[key], 1.0 - decay)
-            else:
-                value.copy_(live[key])
+            decay = warmup_decay(decay, self.global_step)
+        ema_update(self.generator_ema, self.generator, decay)
 
     def on_train_epoch_end(self) -> None:
         """Step the linear LR decay once per epoch."""

@@ -15,7 +15,8 @@ from torch import nn
 from models.app.checkpoint import load_generator
 from models.data.label_layout import LabelLayout
 from models.data.semantic_datamodule import SemanticDataModule
-from models.lit.diffusion import DiffusionModule, drop_masks, ema_update, output_size
+from models.lit.diffusion import DiffusionModule, drop_masks, output_size
+from models.lit.ema import ema_update
 from models.sdm import DDIMSampler
 
 UNET = {"model_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1, "attention_ds": [2], "head_channels": 8,
