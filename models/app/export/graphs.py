@@ -158,13 +158,12 @@ class LabelMapGeneratorGraph(nn.Module):
 
     def forward(self, ids: Tensor, *rest: Tensor) -> Tensor:
         """``rest`` is ``edges`` when ``num_extra > 0``, then ``z`` for a VAE generator or ``noise`` for OASIS."""
-        labels = SemanticMap(ids, rest[0]) if self.num_extra else ids
-        if isinstance(self.generator, OASISGenerator):
+        labels = SemanticMap(ids, rest[0] if self.num_extra else None)
+        if isinstance(self.generator, OASISGenerator):  # the noise channels join the dense map
             semantic_nc = self.generator.net.semantic_nc - self.generator.z_dim
-            dense = SemanticMap(ids, rest[0] if self.num_extra else None).to_dense(semantic_nc)
-            return self.generator(dense, noise=rest[-1])
+            return self.generator(labels.to_dense(semantic_nc), noise=rest[-1])
         z = rest[-1] if self.generator.use_vae else None
-        return self.generator(labels, z)
+        return self.generator(labels if self.num_extra else ids, z)
 
 
 def spade_generator_spec(generator: SPADEGenerator | OASISGenerator, *, num_extra: int = 0, batch: int = 2,
