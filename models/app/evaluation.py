@@ -142,7 +142,7 @@ def evaluate(model: MaskToImage, samples: Iterable[tuple[LabelInput, ImageInput]
         ValueError: for no samples, ``num_samples < 1``, label maps that break the contract, or a
             segmenter whose output does not fit; FileNotFoundError for missing files.
     """
-    report, grid = _measure(model, _pairs(samples, num_samples), segmenter=segmenter, num_samples=num_samples,
+    report, grid = _measure(model, _pairs(samples), segmenter=segmenter, num_samples=num_samples,
                             seed=seed, lpips=lpips, fid_weights=fid_weights, batch_size=batch_size,
                             grid_rows=grid_rows)
     if out is not None:
@@ -168,7 +168,7 @@ def compare(models: Mapping[str, MaskToImage], samples: Iterable[tuple[LabelInpu
     """
     if not models:
         raise ValueError("compare: no models given")
-    pairs = _pairs(samples, options.get("num_samples", 2))
+    pairs = _pairs(samples)
     measured = {name: _measure(model, pairs, **options) for name, model in models.items()}
     reports = {name: report for name, (report, _) in measured.items()}
     if out is not None:
@@ -178,12 +178,10 @@ def compare(models: Mapping[str, MaskToImage], samples: Iterable[tuple[LabelInpu
     return reports
 
 
-def _pairs(samples: Iterable[tuple[LabelInput, ImageInput]], num_samples: int) -> list:
+def _pairs(samples: Iterable[tuple[LabelInput, ImageInput]]) -> list:
     pairs = list(samples)
     if not pairs:
         raise ValueError("evaluate: no (label, image) pairs given")
-    if num_samples < 1:
-        raise ValueError(f"evaluate: num_samples must be >= 1, got {num_samples}")
     return pairs
 
 
@@ -192,6 +190,8 @@ def _measure(model: MaskToImage, pairs: Sequence[tuple[LabelInput, ImageInput]],
              fid_weights: str | Path | None = None, batch_size: int = 4,
              grid_rows: int = 8) -> tuple[dict[str, Any], list[GridRow]]:
     """The metrics of :func:`evaluate` and the first ``grid_rows`` rows of its grid."""
+    if num_samples < 1:
+        raise ValueError(f"evaluate: num_samples must be >= 1, got {num_samples}")
     layout, count = model.layout, len(pairs)
     inception = _Inception(fid_weights, model.device) if fid_weights is not None else None
     confusion = torch.zeros(layout.label_nc, layout.label_nc, dtype=torch.long) if segmenter is not None else None
