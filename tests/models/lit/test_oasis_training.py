@@ -60,11 +60,12 @@ class _Capture(pl.Callback):
         self.seen["batch"] = batch
 
 
+@pytest.mark.parametrize("balance", ["paper", "none"])
 def test_one_g_and_d_step_log_the_oasis_losses_of_the_same_tensors(
-        tiny_trainer: Callable[..., pl.Trainer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tiny_trainer: Callable[..., pl.Trainer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, balance: str) -> None:
     pl.seed_everything(0)
     dm = _data(num_train=8)
-    model = MaskToImageModule(**TINY_OASIS, lambda_labelmix=10.0)
+    model = MaskToImageModule(**TINY_OASIS, lambda_labelmix=10.0, class_balance=balance)
     seen: dict[str, Any] = {}
     draw = lit.labelmix_mask
     monkeypatch.setattr(lit, "labelmix_mask", lambda label: seen.setdefault("mask", draw(label)))
@@ -81,10 +82,10 @@ def test_one_g_and_d_step_log_the_oasis_losses_of_the_same_tensors(
     d, label, real, fake, mask = seen["D"], seen["batch"]["label"], seen["batch"]["image"], seen["fake"], seen["mask"]
     assert fake.shape == real.shape
     with torch.no_grad():  # same call order as the step: D(fake) in the G step, then one pass of the D step
-        g_want = generator_loss(d(fake), label)
+        g_want = generator_loss(d(fake), label, mode=balance)
         n = real.shape[0]
         logits = d(torch.cat([fake, real, labelmix(real, fake, mask)]))
-        d_want = discriminator_loss(logits[n:2 * n], logits[:n], label)
+        d_want = discriminator_loss(logits[n:2 * n], logits[:n], label, mode=balance)
         lm_want = labelmix_loss(logits[2 * n:], logits[n:2 * n], logits[:n], mask) * 10.0
     got = trainer.callback_metrics
     for key, want in (("G/oasis", g_want), ("D/oasis", d_want), ("D/labelmix", lm_want)):
@@ -201,6 +202,7 @@ def test_checkpoint_rebuilds_the_generator_and_seeds_its_noise(
     (dict(use_vae=True), "without use_vae"),
     (dict(lambda_feat=10.0), "lambda_feat: 0"),
     (dict(noise_mode="image"), "noise_mode"),
+    (dict(class_balance="median"), "class_balance must be one of"),
     (dict(discriminator="patch"), "discriminator must be one of"),
 ])
 def test_unsupported_oasis_settings_raise_clear_errors(kwargs: dict[str, Any], match: str) -> None:
