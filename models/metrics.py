@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -76,28 +77,33 @@ def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int, *, ignore_i
     return counts.reshape(num_classes, num_classes)
 
 
-def segmentation_scores(confusion: Tensor) -> dict[str, float]:
-    """The mIoU and pixel accuracy of a :func:`confusion_matrix` (rows: target, columns: prediction).
+def segmentation_scores(confusion: Tensor) -> dict[str, Any]:
+    """The mIoU, per-class IoU and pixel accuracy of a :func:`confusion_matrix` (rows: target, columns: prediction).
 
     ``IoU_c = TP_c / (TP_c + FP_c + FN_c)``, averaged over the classes present in the targets (a class
-    that never occurs in the labels is not scored, even if predicted; its false positives still lower
-    the other classes' scores and the accuracy); pixel accuracy = correct pixels / counted pixels.
+    that never occurs in the labels is not scored, even if predicted: its ``class_iou`` entry is NaN;
+    its false positives still lower the other classes' scores and the accuracy); pixel accuracy =
+    correct pixels / counted pixels.
 
     Example:
         >>> scores = segmentation_scores(torch.tensor([[1, 1, 0], [0, 1, 0], [0, 1, 0]]))
         >>> round(scores["miou"], 4), scores["pixel_accuracy"], scores["classes_scored"]
         (0.2778, 0.5, 3)
+        >>> [round(iou, 4) for iou in scores["class_iou"]]
+        [0.5, 0.3333, 0.0]
     """
     confusion = confusion.double()
     tp = confusion.diagonal()
     support = confusion.sum(1)  # target pixels per class
     present = support > 0
     union = support + confusion.sum(0) - tp
-    iou = tp[present] / union[present]
+    class_iou = torch.where(present, tp / union.clamp(min=1), torch.full_like(tp, float("nan")))
+    iou = class_iou[present]
     total = float(confusion.sum())
     return {"miou": float(iou.mean()) if iou.numel() else float("nan"),
             "pixel_accuracy": float(tp.sum()) / total if total else float("nan"),
-            "classes_scored": int(present.sum())}
+            "classes_scored": int(present.sum()),
+            "class_iou": class_iou.tolist()}
 
 
 def optional_lpips(net: str = "alex") -> nn.Module | None:

@@ -7,7 +7,11 @@ its noise / latent with seed ``seed + k·N + j``, so results do not depend on ba
   real image (mean over images and samples; 0 = the same mean colour in every class region);
 - ``miou`` / ``pixel_accuracy``: how well a segmenter recovers the label map from the generated
   images (confusion matrix over all generations; mIoU over the classes present in the labels,
-  don't-care pixels not counted), when a ``segmenter`` is given;
+  don't-care pixels not counted), when a ``segmenter`` is given; ``class_iou`` lists each class's
+  IoU (``None`` for a class absent from the labels);
+- ``real_miou`` / ``real_pixel_accuracy``: the same segmenter on the real images of the same masks,
+  the ceiling a generator can reach under it (a generator near it is limited by the segmenter,
+  not by itself);
 - ``pixel_diversity``: mean absolute pixel difference (images in [0, 1]) between the
   ``num_samples`` generations of one mask (all pairs), averaged over masks; exactly 0 for a
   deterministic generator; needs no network, so it is always measured when ``num_samples > 1``;
@@ -46,8 +50,8 @@ from .mask_to_image import LabelInput, MaskToImage, resize_ids, resize_image
 
 __all__ = ["METRICS", "compare", "evaluate", "markdown_table", "write_report"]
 
-METRICS = ("class_color_error", "miou", "pixel_accuracy", "pixel_diversity", "lpips_diversity", "fid", "kid_mean",
-           "kid_std")
+METRICS = ("class_color_error", "miou", "pixel_accuracy", "real_miou", "real_pixel_accuracy", "pixel_diversity",
+           "lpips_diversity", "fid", "kid_mean", "kid_std")
 """The metric keys of :func:`evaluate`'s result, in report order."""
 
 Segmenter = Callable[[Tensor], Tensor]
@@ -136,7 +140,7 @@ def evaluate(model: MaskToImage, samples: Iterable[tuple[LabelInput, ImageInput]
 
     Returns:
         ``{metric: value or None for metric in METRICS}`` plus ``num_images``, ``num_samples``,
-        ``seed``, ``model`` and, with ``out``, ``files``.
+        ``seed``, ``model``, with a segmenter ``class_iou`` and, with ``out``, ``files``.
 
     Raises:
         ValueError: for no samples, ``num_samples < 1``, label maps that break the contract, or a
@@ -195,6 +199,8 @@ def _measure(model: MaskToImage, pairs: Sequence[tuple[LabelInput, ImageInput]],
     layout, count = model.layout, len(pairs)
     inception = _Inception(fid_weights, model.device) if fid_weights is not None else None
     confusion = torch.zeros(layout.label_nc, layout.label_nc, dtype=torch.long) if segmenter is not None else None
+    confusion_real = torch.zeros_like(confusion) if confusion is not None else None
+    ignore = layout.label_nc if layout.contain_dontcare_label else None
     color_errors: list[float] = []
     pixel_diversity: list[float] = []
     lpips_diversity: list[float] = []
@@ -213,11 +219,12 @@ def _measure(model: MaskToImage, pairs: Sequence[tuple[LabelInput, ImageInput]],
                                                             layout.num_ids)))
                 if confusion is not None:
                     predicted = _segment(segmenter, fake.to(model.device), layout.label_nc)
-                    confusion += confusion_matrix(predicted, label, layout.label_nc,
-                                                  ignore_index=layout.label_nc if layout.contain_dontcare_label
-                                                  else None)
+                    confusion += confusion_matrix(predicted, label, layout.label_nc, ignore_index=ignore)
                 if inception is not None:
                     inception.update(fake.to(model.device), real=False)
+            if confusion_real is not None:
+                predicted = _segment(segmenter, real.to(model.device), layout.label_nc)
+                confusion_real += confusion_matrix(predicted, label, layout.label_nc, ignore_index=ignore)
             if num_samples > 1:
                 pixel_diversity.append(_mean_pairwise(fakes, lambda a, b: float((a - b).abs().mean())))
                 if lpips is not None:
@@ -228,9 +235,11 @@ def _measure(model: MaskToImage, pairs: Sequence[tuple[LabelInput, ImageInput]],
                 grid.append((label, fakes, real))
     report: dict[str, Any] = dict.fromkeys(METRICS)
     report["class_color_error"] = sum(color_errors) / len(color_errors)
-    if confusion is not None:
-        scores = segmentation_scores(confusion)
+    if confusion is not None and confusion_real is not None:
+        scores, real_scores = segmentation_scores(confusion), segmentation_scores(confusion_real)
         report["miou"], report["pixel_accuracy"] = scores["miou"], scores["pixel_accuracy"]
+        report["real_miou"], report["real_pixel_accuracy"] = real_scores["miou"], real_scores["pixel_accuracy"]
+        report["class_iou"] = [None if math.isnan(iou) else iou for iou in scores["class_iou"]]
     if pixel_diversity:
         report["pixel_diversity"] = sum(pixel_diversity) / len(pixel_diversity)
     if lpips_diversity:

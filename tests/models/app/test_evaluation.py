@@ -57,6 +57,7 @@ def test_miou_and_pixel_accuracy_on_a_hand_computed_case() -> None:
     scores = segmentation_scores(confusion)
     assert scores["miou"] == pytest.approx((1 / 2 + 1 / 3 + 0) / 3)
     assert scores["pixel_accuracy"] == 0.5 and scores["classes_scored"] == 3
+    assert scores["class_iou"][:3] == pytest.approx([1 / 2, 1 / 3, 0]) and math.isnan(scores["class_iou"][3])
     assert segmentation_scores(confusion_matrix(torch.tensor([3, 3]), torch.tensor([0, 0]), 4))["miou"] == 0.0
     with pytest.raises(ValueError, match="prediction ids outside"):
         confusion_matrix(torch.tensor([4]), torch.tensor([0]), 4)
@@ -71,10 +72,16 @@ def test_evaluate_scores_the_segmenter_on_the_label_contract_and_skips_dontcare(
     pred = torch.tensor([[0, 1, 0], [1, 1, 2]])
     logits = torch.nn.functional.one_hot(pred, 4).permute(2, 0, 1)[None].float()  # 4 channels: the extra is cut
     seen: list[torch.Tensor] = []
-    report = evaluate(_spade(layout), [(stored, torch.rand(3, 2, 3))],
-                      segmenter=lambda images: seen.append(images) or logits, num_samples=1)
+    real = torch.rand(3, 2, 3)
+    truth = torch.nn.functional.one_hot(torch.tensor([[0, 0, 2], [1, 2, 2]]), 4).permute(2, 0, 1)[None].float()
+    report = evaluate(_spade(layout), [(stored, real)],
+                      segmenter=lambda images: logits if not seen.append(images) and len(seen) == 1 else truth,
+                      num_samples=1)
     assert torch.equal(seen[0][0], _spade(layout).generate(stored)[0])  # the generator saw the ids generate() sees
+    assert torch.equal(seen[1][0], real)  # then the real image: the segmenter's ceiling on these masks
     assert report["miou"] == pytest.approx((1 / 2 + 1 / 3 + 0) / 3) and report["pixel_accuracy"] == 0.5
+    assert report["class_iou"] == pytest.approx([1 / 2, 1 / 3, 0])
+    assert report["real_miou"] == 1.0 and report["real_pixel_accuracy"] == 1.0  # don't-care pixels not counted
     assert report["lpips_diversity"] is None and report["fid"] is None and 0 <= report["class_color_error"] <= 1
     with pytest.raises(ValueError, match="logits"):
         evaluate(_spade(layout), [(stored, torch.rand(3, 2, 3))], segmenter=lambda images: logits[:, :2],
