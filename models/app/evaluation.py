@@ -8,10 +8,12 @@ its noise / latent with seed ``seed + k·N + j``, so results do not depend on ba
 - ``miou`` / ``pixel_accuracy``: how well a segmenter recovers the label map from the generated
   images (confusion matrix over all generations; mIoU over the classes present in the labels,
   don't-care pixels not counted), when a ``segmenter`` is given; ``class_iou`` lists each class's
-  IoU (``None`` for a class absent from the labels);
+  IoU (``None`` for a class absent from the labels) and ``confusion`` the pixel counts (row: the
+  label's class, column: the segmenter's; a column sum over a row sum above 1 means the generator
+  paints that class larger than its mask);
 - ``real_miou`` / ``real_pixel_accuracy``: the same segmenter on the real images of the same masks,
   the ceiling a generator can reach under it (a generator near it is limited by the segmenter,
-  not by itself);
+  not by itself), and their ``real_confusion``;
 - ``pixel_diversity``: mean absolute pixel difference (images in [0, 1]) between the
   ``num_samples`` generations of one mask (all pairs), averaged over masks; exactly 0 for a
   deterministic generator; needs no network, so it is always measured when ``num_samples > 1``;
@@ -140,7 +142,8 @@ def evaluate(model: MaskToImage, samples: Iterable[tuple[LabelInput, ImageInput]
 
     Returns:
         ``{metric: value or None for metric in METRICS}`` plus ``num_images``, ``num_samples``,
-        ``seed``, ``model``, with a segmenter ``class_iou`` and, with ``out``, ``files``.
+        ``seed``, ``model``, with a segmenter ``class_iou``, ``confusion`` and ``real_confusion`` and,
+        with ``out``, ``files``.
 
     Raises:
         ValueError: for no samples, ``num_samples < 1``, label maps that break the contract, or a
@@ -240,6 +243,7 @@ def _measure(model: MaskToImage, pairs: Sequence[tuple[LabelInput, ImageInput]],
         report["miou"], report["pixel_accuracy"] = scores["miou"], scores["pixel_accuracy"]
         report["real_miou"], report["real_pixel_accuracy"] = real_scores["miou"], real_scores["pixel_accuracy"]
         report["class_iou"] = [None if math.isnan(iou) else iou for iou in scores["class_iou"]]
+        report["confusion"], report["real_confusion"] = confusion.tolist(), confusion_real.tolist()
     if pixel_diversity:
         report["pixel_diversity"] = sum(pixel_diversity) / len(pixel_diversity)
     if lpips_diversity:

@@ -82,6 +82,8 @@ def test_evaluate_scores_the_segmenter_on_the_label_contract_and_skips_dontcare(
     assert report["miou"] == pytest.approx((1 / 2 + 1 / 3 + 0) / 3) and report["pixel_accuracy"] == 0.5
     assert report["class_iou"] == pytest.approx([1 / 2, 1 / 3, 0])
     assert report["real_miou"] == 1.0 and report["real_pixel_accuracy"] == 1.0  # don't-care pixels not counted
+    assert report["confusion"] == [[1, 1, 0], [0, 1, 0], [0, 1, 0]]  # rows: the label's class
+    assert report["real_confusion"] == [[2, 0, 0], [0, 1, 0], [0, 0, 1]]
     assert report["lpips_diversity"] is None and report["fid"] is None and 0 <= report["class_color_error"] <= 1
     with pytest.raises(ValueError, match="logits"):
         evaluate(_spade(layout), [(stored, torch.rand(3, 2, 3))], segmenter=lambda images: logits[:, :2],
