@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.data.io import load_rgb, save_grid
+from models.data.io import load_label, load_rgb, save_grid
 from models.data.palette import colorize_labels
 from models.metrics import class_color_error, confusion_matrix, optional_fid, segmentation_scores
 from models.weights import atomic_write
@@ -58,6 +58,7 @@ METRICS = ("class_color_error", "miou", "pixel_accuracy", "real_miou", "real_pix
 
 Segmenter = Callable[[Tensor], Tensor]
 ImageInput = str | Path | Tensor
+Sample = tuple[LabelInput, ImageInput] | tuple[LabelInput, ImageInput, LabelInput | None]
 
 
 def _real_image(image: ImageInput, size: tuple[int, int]) -> Tensor:
@@ -119,7 +120,7 @@ def _mean_pairwise(fakes: Sequence[Tensor], distance: Callable[[Tensor, Tensor],
 
 
 @torch.inference_mode()
-def evaluate(model: MaskToImage, samples: Iterable[tuple[LabelInput, ImageInput]], *,
+def evaluate(model: MaskToImage, samples: Iterable[Sample], *,
              segmenter: Segmenter | None = None, num_samples: int = 2, seed: int = 0, lpips: nn.Module | None = None,
              fid_weights: str | Path | None = None, out: str | Path | None = None, batch_size: int = 4,
              grid_rows: int = 8) -> dict[str, Any]:
@@ -129,7 +130,9 @@ def evaluate(model: MaskToImage, samples: Iterable[tuple[LabelInput, ImageInput]
         model: the generator and its label contract.
         samples: ``(label, image)`` pairs: label files or ``(H, W)`` stored-id tensors (read through
             the model's label contract), image files or ``(3, H, W)`` tensors in [0, 1] (resized to
-            the label map's size if they differ).
+            the label map's size if they differ); or ``(label, image, instance)`` triples with the
+            instance maps (files or ``(H, W)`` tensors) of generators with instance edges, for every
+            sample (without them the class boundaries stand in, as in :meth:`MaskToImage.generate`).
         segmenter: images ``(N, 3, H, W)`` in [0, 1] → logits ``(N, classes, H, W)`` (a module, a
             TorchScript file loaded with :func:`~models.app.shapes_segmenter.load_segmenter`, …).
         num_samples: generations per mask (different seeds).
@@ -158,7 +161,7 @@ def evaluate(model: MaskToImage, samples: Iterable[tuple[LabelInput, ImageInput]
 
 
 @torch.inference_mode()
-def compare(models: Mapping[str, MaskToImage], samples: Iterable[tuple[LabelInput, ImageInput]], *,
+def compare(models: Mapping[str, MaskToImage], samples: Iterable[Sample], *,
             out: str | Path | None = None, **options: Any) -> dict[str, dict[str, Any]]:
     """:func:`evaluate` several generators on the same pairs and seeds; one report and one grid for all.
 
@@ -185,14 +188,21 @@ def compare(models: Mapping[str, MaskToImage], samples: Iterable[tuple[LabelInpu
     return reports
 
 
-def _pairs(samples: Iterable[tuple[LabelInput, ImageInput]]) -> list:
-    pairs = list(samples)
-    if not pairs:
+def _pairs(samples: Iterable[Sample]) -> list[tuple[LabelInput, ImageInput, LabelInput | None]]:
+    """``(label, image, instance or None)`` triples; instance maps for all samples or for none."""
+    triples = [(*sample, None) if len(sample) == 2 else tuple(sample) for sample in samples]
+    if not triples:
         raise ValueError("evaluate: no (label, image) pairs given")
-    return pairs
+    if any(len(t) != 3 for t in triples):
+        raise ValueError("evaluate: give (label, image) or (label, image, instance) samples")
+    with_instances = sum(t[2] is not None for t in triples)
+    if with_instances not in (0, len(triples)):
+        raise ValueError(f"evaluate: {with_instances} of {len(triples)} samples have an instance map; give one "
+                         "for every sample or for none")
+    return triples
 
 
-def _measure(model: MaskToImage, pairs: Sequence[tuple[LabelInput, ImageInput]], *,
+def _measure(model: MaskToImage, pairs: Sequence[tuple[LabelInput, ImageInput, LabelInput | None]], *,
              segmenter: Segmenter | None = None, num_samples: int = 2, seed: int = 0, lpips: nn.Module | None = None,
              fid_weights: str | Path | None = None, batch_size: int = 4,
              grid_rows: int = 8) -> tuple[dict[str, Any], list[GridRow]]:
@@ -210,9 +220,11 @@ def _measure(model: MaskToImage, pairs: Sequence[tuple[LabelInput, ImageInput]],
     grid: list[GridRow] = []
     for start in range(0, count, batch_size):
         chunk = pairs[start:start + batch_size]
-        ids = [model.read_labels(label) for label, _ in chunk]  # each file read once, through the contract
-        generations = [model.generate_ids(ids, seed=seed + k * count + start) for k in range(num_samples)]
-        for j, ((_, image), label) in enumerate(zip(chunk, ids)):
+        ids = [model.read_labels(label) for label, _, _ in chunk]  # each file read once, through the contract
+        instances = ([load_label(i) if not isinstance(i, Tensor) else i.long() for _, _, i in chunk]
+                     if chunk[0][2] is not None else None)
+        generations = [model.generate_ids(ids, instances, seed=seed + k * count + start) for k in range(num_samples)]
+        for j, ((_, image, _), label) in enumerate(zip(chunk, ids)):
             real = _real_image(image, tuple(label.shape))
             fakes = [generations[k][j].cpu() for k in range(num_samples)]
             if inception is not None:

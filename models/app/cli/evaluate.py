@@ -1,7 +1,7 @@
 """``infer.py evaluate``: the evaluation protocol (:func:`~models.app.evaluation.evaluate`) as a command.
 
-Label maps and real images are paired by relative path and stem (``labels/a/x.png`` with
-``images/a/x.jpg``), labels are read through the model's label contract, and the report
+Label maps, real images and (``--instances``) instance maps are paired by relative path and stem
+(``labels/a/x.png`` with ``images/a/x.jpg``), labels are read through the model's label contract, and the report
 (``report.json``, ``report.md``) and the comparison grid (``grid.png``) go to ``--out``; the
 Markdown table is printed. Several ``--checkpoint`` files are evaluated on the same masks and
 seeds into one report and one grid (``--names`` heads their columns). Every option and file is
@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", required=True, help="folder of held-out label maps (searched recursively)")
     parser.add_argument("--images", required=True, help="folder of the real images, paired with the label maps "
                                                       "by relative path and stem")
+    parser.add_argument("--instances", help="folder of instance maps paired by relative path and stem "
+                                            "(instance-edge models; without it the class boundaries stand in)")
     segmenter = parser.add_mutually_exclusive_group()
     segmenter.add_argument("--segmenter", help="TorchScript segmenter (images (N,3,H,W) in [0,1] -> logits "
                                                "(N,classes,H,W)) for mIoU and pixel accuracy")
@@ -72,17 +74,20 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_file():
         raise ValueError(f"--out {out} is a file; give a folder")
-    pairs = find_custom(args.images, args.labels)
+    pairs = find_custom(args.images, args.labels, args.instances)
     segmenter = load_segmenter(args.segmenter, args.device) if args.segmenter else None
     models = {name: MaskToImage.load(path, device=args.device) for name, path in zip(names, args.checkpoint)}
     if args.shapes_segmenter:
         segmenter = shapes_segmenter(image_size(pairs[0].label)).to(args.device)  # trained at the labels' size
+    if args.instances is None and any(model.layout.use_instance for model in models.values()):
+        print("note: a model takes instance edges and no --instances folder was given: the class boundaries "
+              "stand in for the instance boundaries")
     lpips = optional_lpips() if args.lpips else None
     if lpips is not None:
         lpips = lpips.to(args.device)
     options = dict(segmenter=segmenter, num_samples=args.samples, seed=args.seed, lpips=lpips,
                    fid_weights=args.fid_weights, batch_size=args.batch_size)
-    samples = [(p.label, p.image) for p in pairs]
+    samples = [(p.label, p.image, p.instance) for p in pairs]
     if len(models) == 1:
         report = evaluate(next(iter(models.values())), samples, out=out, **options)
         reports = {names[0]: report}

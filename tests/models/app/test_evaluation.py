@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 import infer
+from condnorm import SemanticMap
 from models.app import MaskToImage
 from models.app.evaluation import METRICS, evaluate
 from models.app.shapes_segmenter import load_segmenter, shapes_segmenter
@@ -222,3 +223,41 @@ def test_bad_options_are_refused_before_any_work(bad: list[str], tmp_path: Path,
                         "--out", str(out), *bad])
     assert status == 2 and "error" in capsys.readouterr().err
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- instance maps
+def test_instance_maps_reach_an_edge_model() -> None:
+    layout = LabelLayout(3, contain_dontcare_label=False, use_instance=True)
+    label = torch.zeros(32, 32, dtype=torch.long)
+    label[:, 16:] = 1
+    instance = label.clone()
+    instance[:16, :16] = 7  # two objects of class 0: an edge the class map does not have
+    model = _spade(layout)
+    inputs: list[SemanticMap] = []
+    model.generator.register_forward_pre_hook(lambda module, args: inputs.append(args[0]))
+    evaluate(model, [(label, torch.rand(3, 32, 32), instance)], num_samples=1)
+    with_edges, without = model.encode([label], [instance]).extra, model.encode([label]).extra
+    assert torch.equal(inputs[0].extra, with_edges) and not torch.equal(with_edges, without)
+    with pytest.raises(ValueError, match="1 of 2 samples have an instance map"):
+        evaluate(model, [(label, torch.rand(3, 32, 32), instance), (label, torch.rand(3, 32, 32))])
+
+
+def test_the_command_pairs_instance_maps_and_names_a_missing_one(tmp_path: Path, capsys) -> None:
+    layout = LabelLayout(SHAPES_LABEL_NC, contain_dontcare_label=False, use_instance=True)
+    ckpt = tiny_checkpoint(tmp_path, layout)
+    labels, images, instances = tmp_path / "labels", tmp_path / "images", tmp_path / "instances"
+    write_shapes(labels, 2, images_dir=images, instances_dir=instances, size=32)
+    args = ["evaluate", "--checkpoint", str(ckpt), "--labels", str(labels), "--images", str(images), "--samples", "1"]
+    assert infer.cli([*args, "--instances", str(instances), "--out", str(tmp_path / "a")]) == 0
+    assert "stand in" not in capsys.readouterr().out
+    assert infer.cli([*args, "--out", str(tmp_path / "b")]) == 0
+    assert "no --instances folder was given" in capsys.readouterr().out
+    with_edges = json.loads((tmp_path / "a" / "report.json").read_text())["class_color_error"]
+    model = MaskToImage.load(ckpt)
+    pairs = sorted(labels.glob("*.png"))
+    want = evaluate(model, [(p, images / p.name, instances / p.name) for p in pairs], num_samples=1)
+    assert with_edges == pytest.approx(want["class_color_error"])
+    (instances / pairs[1].name).unlink()
+    assert infer.cli([*args, "--instances", str(instances), "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and pairs[1].stem in err, err
