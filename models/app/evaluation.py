@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.data.io import load_label, load_rgb, save_grid
+from models.data.io import load_rgb, save_grid
 from models.data.palette import colorize_labels
 from models.metrics import class_color_error, confusion_matrix, optional_fid, segmentation_scores
 from models.weights import atomic_write
@@ -221,8 +221,7 @@ def _measure(model: MaskToImage, pairs: Sequence[tuple[LabelInput, ImageInput, L
     for start in range(0, count, batch_size):
         chunk = pairs[start:start + batch_size]
         ids = [model.read_labels(label) for label, _, _ in chunk]  # each file read once, through the contract
-        instances = ([load_label(i) if not isinstance(i, Tensor) else i.long() for _, _, i in chunk]
-                     if chunk[0][2] is not None else None)
+        instances = [model.read_instance(i) for _, _, i in chunk] if chunk[0][2] is not None else None
         generations = [model.generate_ids(ids, instances, seed=seed + k * count + start) for k in range(num_samples)]
         for j, ((_, image, _), label) in enumerate(zip(chunk, ids)):
             real = _real_image(image, tuple(label.shape))

@@ -168,6 +168,11 @@ class MaskToImage:
         """Training ids ``(H, W)`` of a label file or of stored ids given directly (:meth:`LabelLayout.read`)."""
         return self.layout.read(label, palette)
 
+    @staticmethod
+    def read_instance(instance: LabelInput) -> Tensor:
+        """Instance ids ``(H, W)`` (long) of an instance-map file or of a tensor given directly."""
+        return load_label(instance) if not isinstance(instance, Tensor) else instance.long()
+
     def encode(self, labels: Sequence[Tensor], instances: Sequence[Tensor] | None = None) -> SemanticMap:
         """Training id maps (+ instance maps) → the generator's input at :attr:`output_size`, as ids.
 
@@ -225,7 +230,7 @@ class MaskToImage:
             inst_list = [instances] if isinstance(instances, (str, Path, Tensor)) else list(instances)
             if len(inst_list) != len(ids):
                 raise ValueError(f"got {len(inst_list)} instance map(s) for {len(ids)} label map(s)")
-            inst = [load_label(x) if not isinstance(x, Tensor) else x.long() for x in inst_list]
+            inst = [self.read_instance(x) for x in inst_list]
         return self.generate_ids(ids, inst, style=style, seed=seed, model_size=model_size)
 
     @torch.inference_mode()

@@ -326,7 +326,7 @@ class MaskToImageModule(LabelContractModule):
     def oasis_generator_losses(self, label: Tensor, fake: Tensor, real: Tensor) -> dict[str, Tensor]:
         """OASIS G loss: class-balanced cross-entropy of ``D(fake)`` to the label's classes (+ optional VGG)."""
         g = {"G/oasis": generator_loss(self.discriminator(fake), label, ignore_index=self._ignore_index,
-                                            mode=self.hparams.class_balance)}
+                                        mode=self.hparams.class_balance)}
         if self.vgg_loss is not None:
             g["G/vgg"] = self.vgg_loss(fake, real) * self.hparams.lambda_vgg
         return g
@@ -341,7 +341,7 @@ class MaskToImageModule(LabelContractModule):
         logits = self.discriminator(torch.cat([fake, real, labelmix(real, fake, mask)]))
         logits_fake, logits_real, logits_mixed = logits[:n], logits[n:2 * n], logits[2 * n:]
         return {"D/oasis": discriminator_loss(logits_real, logits_fake, label, ignore_index=self._ignore_index,
-                                                  mode=self.hparams.class_balance),
+                                              mode=self.hparams.class_balance),
                 "D/labelmix": labelmix_loss(logits_mixed, logits_real, logits_fake, mask)
                 * self.hparams.lambda_labelmix}
 
