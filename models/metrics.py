@@ -78,12 +78,13 @@ def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int, *, ignore_i
 
 
 def segmentation_scores(confusion: Tensor) -> dict[str, Any]:
-    """The mIoU, per-class IoU and pixel accuracy of a :func:`confusion_matrix` (rows: target, columns: prediction).
+    """mIoU, per-class IoU and area ratio, pixel accuracy of a :func:`confusion_matrix` (rows: target, cols: predicted).
 
     ``IoU_c = TP_c / (TP_c + FP_c + FN_c)``, averaged over the classes present in the targets (a class
     that never occurs in the labels is not scored, even if predicted: its ``class_iou`` entry is NaN;
     its false positives still lower the other classes' scores and the accuracy); pixel accuracy =
-    correct pixels / counted pixels.
+    correct pixels / counted pixels; ``class_area_ratio_c`` = pixels predicted as ``c`` / pixels of
+    ``c`` in the targets (above 1: the class is segmented larger than its mask; NaN when absent).
 
     Example:
         >>> scores = segmentation_scores(torch.tensor([[1, 1, 0], [0, 1, 0], [0, 1, 0]]))
@@ -91,19 +92,24 @@ def segmentation_scores(confusion: Tensor) -> dict[str, Any]:
         (0.2778, 0.5, 3)
         >>> [round(iou, 4) for iou in scores["class_iou"]]
         [0.5, 0.3333, 0.0]
+        >>> scores["class_area_ratio"]
+        [0.5, 3.0, 0.0]
     """
     confusion = confusion.double()
     tp = confusion.diagonal()
     support = confusion.sum(1)  # target pixels per class
     present = support > 0
     union = support + confusion.sum(0) - tp
-    class_iou = torch.where(present, tp / union.clamp(min=1), torch.full_like(tp, float("nan")))
+    absent = torch.full_like(tp, float("nan"))
+    class_iou = torch.where(present, tp / union.clamp(min=1), absent)
+    area_ratio = torch.where(present, confusion.sum(0) / support.clamp(min=1), absent)
     iou = class_iou[present]
     total = float(confusion.sum())
     return {"miou": float(iou.mean()) if iou.numel() else float("nan"),
             "pixel_accuracy": float(tp.sum()) / total if total else float("nan"),
             "classes_scored": int(present.sum()),
-            "class_iou": class_iou.tolist()}
+            "class_iou": class_iou.tolist(),
+            "class_area_ratio": area_ratio.tolist()}
 
 
 def optional_lpips(net: str = "alex") -> nn.Module | None:

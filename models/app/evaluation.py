@@ -8,12 +8,12 @@ its noise / latent with seed ``seed + k·N + j``, so results do not depend on ba
 - ``miou`` / ``pixel_accuracy``: how well a segmenter recovers the label map from the generated
   images (confusion matrix over all generations; mIoU over the classes present in the labels,
   don't-care pixels not counted), when a ``segmenter`` is given; ``class_iou`` lists each class's
-  IoU (``None`` for a class absent from the labels) and ``confusion`` the pixel counts (row: the
-  label's class, column: the segmenter's; a column sum over a row sum above 1 means the generator
-  paints that class larger than its mask);
+  IoU (``None`` for a class absent from the labels), ``class_area_ratio`` the pixels segmented as
+  each class over its mask pixels (above 1: the generator paints that class larger than its mask)
+  and ``confusion`` the pixel counts (row: the label's class, column: the segmenter's);
 - ``real_miou`` / ``real_pixel_accuracy``: the same segmenter on the real images of the same masks,
   the ceiling a generator can reach under it (a generator near it is limited by the segmenter,
-  not by itself), and their ``real_confusion``;
+  not by itself), with their ``real_class_iou``, ``real_class_area_ratio`` and ``real_confusion``;
 - ``pixel_diversity``: mean absolute pixel difference (images in [0, 1]) between the
   ``num_samples`` generations of one mask (all pairs), averaged over masks; exactly 0 for a
   deterministic generator; needs no network, so it is always measured when ``num_samples > 1``;
@@ -23,7 +23,7 @@ its noise / latent with seed ``seed + k·N + j``, so results do not depend on ba
   images, with a local Inception weights file (``fid_weights``, torch-fidelity's format).
 
 Metrics that were not asked for are ``None``. With ``out`` the report is written as
-``report.json`` and ``report.md`` (a Markdown table) with a comparison grid ``grid.png``
+``report.json`` and ``report.md`` (Markdown tables: the metrics, then per class) with a comparison grid ``grid.png``
 (mask │ samples │ real, one row per mask; a deterministic generator shows one sample, since its
 samples are identical). :func:`compare` evaluates several generators on the same masks and seeds
 and writes one report and one grid for all (e.g. mask │ SPADE │ OASIS s1 │ OASIS s2 │ real).
@@ -50,7 +50,7 @@ from models.weights import atomic_write
 
 from .mask_to_image import LabelInput, MaskToImage, resize_ids, resize_image
 
-__all__ = ["METRICS", "compare", "evaluate", "markdown_table", "write_report"]
+__all__ = ["METRICS", "class_table", "compare", "evaluate", "markdown_table", "write_report"]
 
 METRICS = ("class_color_error", "miou", "pixel_accuracy", "real_miou", "real_pixel_accuracy", "pixel_diversity",
            "lpips_diversity", "fid", "kid_mean", "kid_std")
@@ -145,8 +145,8 @@ def evaluate(model: MaskToImage, samples: Iterable[Sample], *,
 
     Returns:
         ``{metric: value or None for metric in METRICS}`` plus ``num_images``, ``num_samples``,
-        ``seed``, ``model``, with a segmenter ``class_iou``, ``confusion`` and ``real_confusion`` and,
-        with ``out``, ``files``.
+        ``seed``, ``model``, with a segmenter ``class_iou``, ``class_area_ratio``, ``confusion`` and
+        their ``real_`` counterparts and, with ``out``, ``files``.
 
     Raises:
         ValueError: for no samples, ``num_samples < 1``, label maps that break the contract, or a
@@ -253,7 +253,9 @@ def _measure(model: MaskToImage, pairs: Sequence[tuple[LabelInput, ImageInput, L
         scores, real_scores = segmentation_scores(confusion), segmentation_scores(confusion_real)
         report["miou"], report["pixel_accuracy"] = scores["miou"], scores["pixel_accuracy"]
         report["real_miou"], report["real_pixel_accuracy"] = real_scores["miou"], real_scores["pixel_accuracy"]
-        report["class_iou"] = [None if math.isnan(iou) else iou for iou in scores["class_iou"]]
+        for prefix, found in (("", scores), ("real_", real_scores)):
+            for key in ("class_iou", "class_area_ratio"):
+                report[prefix + key] = [None if math.isnan(v) else v for v in found[key]]
         report["confusion"], report["real_confusion"] = confusion.tolist(), confusion_real.tolist()
     if pixel_diversity:
         report["pixel_diversity"] = sum(pixel_diversity) / len(pixel_diversity)
@@ -286,6 +288,31 @@ def markdown_table(reports: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def class_table(reports: Mapping[str, Mapping[str, Any]]) -> str:
+    """Per-class IoU and area ratio of each model and of the real images as a Markdown table ("" without a segmenter).
+
+    The real images' columns come from the first report (every report scores the same masks).
+
+    Example:
+        >>> print(class_table({"oasis": {"class_iou": [0.5, None], "class_area_ratio": [1.25, None],
+        ...                              "real_class_iou": [0.75, None], "real_class_area_ratio": [1.0, None]}}))
+        | class | oasis IoU | oasis area | real IoU | real area |
+        |---|---|---|---|---|
+        | 0 | 0.5000 | 1.2500 | 0.7500 | 1.0000 |
+    """
+    first = next(iter(reports.values()))
+    if first.get("class_iou") is None:
+        return ""
+    columns = {f"{name} {title}": report[key] for name, report in reports.items()
+               for title, key in (("IoU", "class_iou"), ("area", "class_area_ratio"))}
+    columns.update({"real IoU": first["real_class_iou"], "real area": first["real_class_area_ratio"]})
+    rows = [f"| class | {' | '.join(columns)} |", "|---|" + "---|" * len(columns)]
+    for c in range(len(first["class_iou"])):
+        if first["class_iou"][c] is not None:  # absent from the labels: not scored
+            rows.append(f"| {c} | " + " | ".join(f"{values[c]:.4f}" for values in columns.values()) + " |")
+    return "\n".join(rows)
+
+
 def write_report(reports: Mapping[str, dict[str, Any]], out: str | Path,
                  grids: Mapping[str, tuple[MaskToImage, Sequence[GridRow]]]) -> dict[str, str]:
     """Write ``report.json``, ``report.md`` and ``grid.png`` for one or more evaluated models.
@@ -305,7 +332,10 @@ def write_report(reports: Mapping[str, dict[str, Any]], out: str | Path,
     listed = {k: str(v) for k, v in files.items()}
     record = {**first, "files": listed} if len(reports) == 1 else {"models": dict(reports), "files": listed}
     atomic_write(files["json"], lambda f: f.write(json.dumps(record, indent=2).encode()))
-    atomic_write(files["markdown"], lambda f: f.write((header + markdown_table(reports) + "\n").encode()))
+    markdown = header + markdown_table(reports) + "\n"
+    if per_class := class_table(reports):
+        markdown += f"\nPer class (area: pixels segmented as the class / its mask pixels):\n\n{per_class}\n"
+    atomic_write(files["markdown"], lambda f: f.write(markdown.encode()))
     models = list(grids.values())
     size, num_ids = models[0][0].output_size, models[0][0].layout.num_ids
     rows = models[0][1]

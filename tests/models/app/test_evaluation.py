@@ -59,6 +59,8 @@ def test_miou_and_pixel_accuracy_on_a_hand_computed_case() -> None:
     assert scores["miou"] == pytest.approx((1 / 2 + 1 / 3 + 0) / 3)
     assert scores["pixel_accuracy"] == 0.5 and scores["classes_scored"] == 3
     assert scores["class_iou"][:3] == pytest.approx([1 / 2, 1 / 3, 0]) and math.isnan(scores["class_iou"][3])
+    # predicted / target pixels: class 1 is segmented on 3 pixels for its 1
+    assert scores["class_area_ratio"][:3] == [1 / 2, 3, 0] and math.isnan(scores["class_area_ratio"][3])
     assert segmentation_scores(confusion_matrix(torch.tensor([3, 3]), torch.tensor([0, 0]), 4))["miou"] == 0.0
     with pytest.raises(ValueError, match="prediction ids outside"):
         confusion_matrix(torch.tensor([4]), torch.tensor([0]), 4)
@@ -81,7 +83,8 @@ def test_evaluate_scores_the_segmenter_on_the_label_contract_and_skips_dontcare(
     assert torch.equal(seen[0][0], _spade(layout).generate(stored)[0])  # the generator saw the ids generate() sees
     assert torch.equal(seen[1][0], real)  # then the real image: the segmenter's ceiling on these masks
     assert report["miou"] == pytest.approx((1 / 2 + 1 / 3 + 0) / 3) and report["pixel_accuracy"] == 0.5
-    assert report["class_iou"] == pytest.approx([1 / 2, 1 / 3, 0])
+    assert report["class_iou"] == pytest.approx([1 / 2, 1 / 3, 0]) and report["class_area_ratio"] == [1 / 2, 3, 0]
+    assert report["real_class_iou"] == [1, 1, 1] and report["real_class_area_ratio"] == [1, 1, 1]
     assert report["real_miou"] == 1.0 and report["real_pixel_accuracy"] == 1.0  # don't-care pixels not counted
     assert report["confusion"] == [[1, 1, 0], [0, 1, 0], [0, 1, 0]]  # rows: the label's class
     assert report["real_confusion"] == [[2, 0, 0], [0, 1, 0], [0, 0, 1]]
@@ -162,7 +165,14 @@ def test_the_command_writes_the_report_and_the_grid(tmp_path: Path, capsys) -> N
     report = json.loads((out / "report.json").read_text())
     assert set(METRICS) <= report.keys() and report["num_images"] == 3 and report["num_samples"] == 2
     assert 0 <= report["miou"] <= 1 and 0 <= report["pixel_accuracy"] <= 1 and report["fid"] is None
-    assert "| miou |" in printed and "| miou |" in (out / "report.md").read_text()
+    markdown = (out / "report.md").read_text()
+    assert "| miou |" in printed and "| miou |" in markdown
+    # the per-class table: a row for each class in the labels, with the JSON's IoU and area ratios
+    present = [c for c, iou in enumerate(report["class_iou"]) if iou is not None]
+    assert markdown.count("\n| class |") == 1 and len(present) >= 3
+    for c in present:
+        values = [report[k][c] for k in ("class_iou", "class_area_ratio", "real_class_iou", "real_class_area_ratio")]
+        assert f"\n| {c} | " + " | ".join(f"{v:.4f}" for v in values) + " |" in markdown
     # 3 rows × (mask │ sample │ real) of 32 px tiles, 2 px padding, a 14 px title strip: a deterministic
     # generator's two samples are one column
     assert report["pixel_diversity"] == 0.0
