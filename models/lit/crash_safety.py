@@ -21,7 +21,8 @@ Every config in ``configs/`` sets
   reads checkpoints with ``torch.load(weights_only=True)``
   (:func:`models.weights.read_weights`), so resuming from a file cannot run code from it.
 - :class:`FiniteModelCheckpoint` is Lightning's ``ModelCheckpoint`` that never keeps a NaN/Inf
-  monitored metric as a best checkpoint.
+  monitored metric as a best checkpoint, and keeps ``train_time_interval`` for modules that step
+  their own optimizers (the GANs), which Lightning's skips.
 - :class:`InterruptCheckpoint` turns Ctrl-C and SIGTERM into: finish the batch, write
   ``last.ckpt``, exit with status 130 / 143.
 - :class:`RNGState` stores the random generators' states in each checkpoint and restores them
@@ -38,6 +39,7 @@ import functools
 import random
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
@@ -158,12 +160,17 @@ class RNGState(pl.Callback):
 
 
 class FiniteModelCheckpoint(ModelCheckpoint):
-    """Lightning's ``ModelCheckpoint`` that never keeps a NaN/Inf monitored metric as a best checkpoint.
+    """Lightning's ``ModelCheckpoint`` that never keeps a NaN/Inf best and saves on time under manual optimization.
 
-    Lightning ranks a NaN metric as the worst value but still saves it while fewer than
-    ``save_top_k`` checkpoints exist, so the first validation of a diverged run became ``best``.
-    Here a non-finite metric is skipped with a warning; ``save_last`` and the periodic triggers
-    are unchanged (and :class:`AtomicCheckpointIO` refuses non-finite weights anyway).
+    - Lightning ranks a NaN metric as the worst value but still saves it while fewer than
+      ``save_top_k`` checkpoints exist, so the first validation of a diverged run became ``best``.
+      Here a non-finite metric is skipped with a warning (and :class:`AtomicCheckpointIO` refuses
+      non-finite weights anyway).
+    - Lightning (2.6) checks only ``every_n_train_steps`` after a batch of a module that steps its
+      own optimizers (``automatic_optimization = False``: the SPADE/OASIS GANs of
+      :class:`~models.lit.mask_to_image.MaskToImageModule`), so their ``train_time_interval``
+      checkpoint, the configs' "``last.ckpt`` every 25 minutes", was never written; and its
+      epoch-end ``last.ckpt`` follows only a new best. Here the time trigger works for them too.
 
     Example:
         >>> cb = FiniteModelCheckpoint(monitor="val/l1", save_top_k=1)
@@ -177,6 +184,23 @@ class FiniteModelCheckpoint(ModelCheckpoint):
             rank_zero_warn(f"{self.monitor} is {float(current)}: not kept as a best checkpoint")
             return False
         return super().check_monitor_top_k(trainer, current)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        """Lightning's triggers, then ``train_time_interval`` for a manually optimised module."""
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        interval, since = self._train_time_interval, self._last_time_checked
+        if pl_module.automatic_optimization or interval is None or since is None:
+            return
+        now = time.monotonic()  # the clock Lightning set ``_last_time_checked`` with at the start
+        due = trainer.strategy.broadcast(now - since >= interval.total_seconds())  # rank 0 decides for all
+        if not due or self._should_skip_saving_checkpoint(trainer):
+            return
+        self._last_time_checked = now
+        candidates = self._monitor_candidates(trainer)
+        if self.monitor is None or self.monitor in candidates:  # a best needs its metric (validation)
+            self._save_topk_checkpoint(trainer, candidates)
+        self._save_last_checkpoint(trainer, candidates)
 
 
 class InterruptCheckpoint(pl.Callback):

@@ -214,6 +214,58 @@ def test_every_config_checkpoints_periodically_and_on_interrupts(config: Path) -
     assert trainer["logger"]["class_path"] == "models.lit.run_folder.CSVLogger"
 
 
+class ManualSteps(BoringModel):
+    """A module that steps its optimizer itself, as the GAN modules do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        self.manual_backward(self.step(batch))
+        optimizer.step()
+
+
+def _periodic(root: Path, interval: timedelta, monkeypatch) -> tuple[FiniteModelCheckpoint, list[int]]:
+    """The configs' periodic callback (``last.ckpt`` every ``interval`` of training, no best) and its saves' steps."""
+    periodic = FiniteModelCheckpoint(dirpath=root, train_time_interval=interval, save_top_k=0, save_last=True,
+                                      enable_version_counter=False)
+    saved: list[int] = []
+    write = periodic._save_last_checkpoint
+    monkeypatch.setattr(periodic, "_save_last_checkpoint",
+                        lambda trainer, candidates: (saved.append(trainer.global_step), write(trainer, candidates)))
+    return periodic, saved
+
+
+@pytest.mark.parametrize("model", [BoringModel, ManualSteps], ids=["automatic", "manual"])
+def test_the_periodic_checkpoint_is_written_on_time_in_both_optimization_modes(
+        model: type, tiny_trainer: Callable[..., pl.Trainer], tmp_path: Path, monkeypatch) -> None:
+    # Lightning 2.6 skips train_time_interval for manual optimization: it saved once, at the end (step 8)
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+
+    class Tick(pl.Callback):  # 10 minutes of training per batch
+        def on_train_batch_start(self, *args: object) -> None:
+            clock[0] += 600.0
+
+    periodic, saved = _periodic(tmp_path, timedelta(minutes=25), monkeypatch)
+    trainer = tiny_trainer(tmp_path, max_steps=7, limit_val_batches=0, callbacks=[Tick(), periodic])
+    trainer.fit(model())
+    assert saved[:2] == [3, 6]  # after 30 and 60 minutes: the first batch 25 minutes after the last save
+    assert read_weights(tmp_path / "last.ckpt")["global_step"] == saved[-1]
+
+
+def test_a_gan_run_refreshes_last_ckpt_periodically(tiny_trainer: Callable[..., pl.Trainer], tmp_path: Path,
+                                                    monkeypatch) -> None:
+    model, data = _tiny_spade()
+    assert not model.automatic_optimization
+    periodic, saved = _periodic(tmp_path, timedelta(0), monkeypatch)
+    tiny_trainer(tmp_path, max_steps=6, limit_val_batches=0, callbacks=[periodic]).fit(model, datamodule=data)
+    assert saved[:3] == [2, 4, 6]  # after every batch (a G and a D step each), not only at the end
+
+
 # ---------------------------------------------------------------- 5. log folders
 def test_a_new_run_into_a_used_log_folder_is_refused(tmp_path: Path, argv, capsys) -> None:
     train.main(_fit_args(tmp_path, "--trainer.logger.init_args.version=mine"))
