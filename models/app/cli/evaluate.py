@@ -17,7 +17,7 @@ from models.data.io import image_size
 from models.data.layouts import find_custom
 from models.metrics import optional_lpips
 
-from ..evaluation import compare, evaluate, markdown_table
+from ..evaluation import compare, markdown_table
 from ..mask_to_image import MaskToImage
 from ..shapes_segmenter import load_segmenter, shapes_segmenter
 from .options import positive_int
@@ -88,12 +88,8 @@ def run(args: argparse.Namespace) -> int:
     options = dict(segmenter=segmenter, num_samples=args.samples, seed=args.seed, lpips=lpips,
                    fid_weights=args.fid_weights, batch_size=args.batch_size)
     samples = [(p.label, p.image, p.instance) for p in pairs]
-    if len(models) == 1:
-        report = evaluate(next(iter(models.values())), samples, out=out, **options)
-        reports = {names[0]: report}
-    else:
-        reports = compare(models, samples, out=out, **options)
-        report = next(iter(reports.values()))
+    reports = compare(models, samples, out=out, **options)  # one model too: the report and grid use its name
+    report = next(iter(reports.values()))
     print(markdown_table(reports))
     print(f"wrote {report['files']['json']}, {report['files']['markdown']} and {report['files']['grid']}")
     return 0

@@ -159,7 +159,7 @@ def test_the_command_writes_the_report_and_the_grid(tmp_path: Path, capsys) -> N
     ckpt, labels, images = _files(tmp_path)
     out = tmp_path / "eval"
     status = infer.cli(["evaluate", "--checkpoint", str(ckpt), "--labels", str(labels), "--images", str(images),
-                        "--shapes-segmenter", "--samples", "2", "--out", str(out)])
+                        "--shapes-segmenter", "--samples", "2", "--out", str(out), "--names", "SPADE"])
     printed = capsys.readouterr().out
     assert status == 0
     report = json.loads((out / "report.json").read_text())
@@ -167,6 +167,8 @@ def test_the_command_writes_the_report_and_the_grid(tmp_path: Path, capsys) -> N
     assert 0 <= report["miou"] <= 1 and 0 <= report["pixel_accuracy"] <= 1 and report["fid"] is None
     markdown = (out / "report.md").read_text()
     assert "| miou |" in printed and "| miou |" in markdown
+    assert "| metric | SPADE |" in printed and "| metric | SPADE |" in markdown  # --names, not the file's path
+    assert "| class | SPADE IoU | SPADE area | real IoU | real area |" in markdown
     # the per-class table: a row for each class in the labels, with the JSON's IoU and area ratios
     present = [c for c, iou in enumerate(report["class_iou"]) if iou is not None]
     assert markdown.count("\n| class |") == 1 and len(present) >= 3
