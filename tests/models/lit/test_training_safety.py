@@ -242,7 +242,7 @@ def _periodic(root: Path, interval: timedelta, monkeypatch) -> tuple[FiniteModel
 @pytest.mark.parametrize("model", [BoringModel, ManualSteps], ids=["automatic", "manual"])
 def test_the_periodic_checkpoint_is_written_on_time_in_both_optimization_modes(
         model: type, tiny_trainer: Callable[..., pl.Trainer], tmp_path: Path, monkeypatch) -> None:
-    # Lightning 2.6 skips train_time_interval for manual optimization: it saved once, at the end (step 8)
+    # Lightning 2.6 skips train_time_interval for manual optimization: it saved once, at the end (step 7)
     clock = [1000.0]
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])
 
